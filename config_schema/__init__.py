@@ -1,0 +1,23 @@
+"""config.yml for railstream: attrs classes, the strict loader, and its errors."""
+
+from .actions import action as action
+from .errors import ConfigError as ConfigError
+from .errors import ConfigProblem as ConfigProblem
+from .models import ModelConfig as ModelConfig
+from .models import OutputRailsConfig as OutputRailsConfig
+from .models import OutputStreamingConfig as OutputStreamingConfig
+from .models import PromptConfig as PromptConfig
+from .models import RailsConfig as RailsConfig
+from .models import RailsSection as RailsSection
+
+__all__ = [
+    "ConfigError",
+    "ConfigProblem",
+    "ModelConfig",
+    "OutputRailsConfig",
+    "OutputStreamingConfig",
+    "PromptConfig",
+    "RailsConfig",
+    "RailsSection",
+    "action",
+]

@@ -1,0 +1,35 @@
+"""Errors raised while loading a configuration.
+
+Every problem found in a configuration is collected and raised at once, one line each, so a
+user fixes their config in one pass instead of one error per run.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable
+
+import attrs
+
+__all__ = ["ConfigError", "ConfigProblem"]
+
+
+@attrs.frozen(kw_only=True)
+class ConfigProblem:
+    """One problem in a configuration: where it is and what is wrong."""
+
+    file: str
+    line: int | None
+    path: str
+    problem: str
+
+    def __str__(self) -> str:
+        where = f"{self.file}:{self.line}" if self.line is not None else self.file
+        return f"{where}: {self.path}: {self.problem}" if self.path else f"{where}: {self.problem}"
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot be used; ``problems`` lists every reason, in file order."""
+
+    def __init__(self, problems: Iterable[ConfigProblem]) -> None:
+        self.problems: tuple[ConfigProblem, ...] = tuple(problems)
+        super().__init__("\n".join(str(p) for p in self.problems))

@@ -1,0 +1,382 @@
+"""Reading config folders and YAML text into :class:`RailsConfig`, with every problem located.
+
+The YAML is read with ruamel's round-trip loader so each node keeps its line; cattrs then
+structures plain data, and each problem it (or a cross-field check) finds is placed back at
+the line of the key it concerns: ``config.yml:12: rails.output.streaming.chunk_size: ...``.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator, Mapping
+from pathlib import Path as FsPath
+from typing import Any
+
+import attrs
+from cattrs.errors import BaseValidationError
+from ruamel.yaml import YAML
+from ruamel.yaml.comments import CommentedMap, CommentedSeq
+from ruamel.yaml.error import MarkedYAMLError, YAMLError
+
+from .actions import load_actions_file
+from .converter import Path, make_converter, structure_problems, type_name
+from .engines import SUPPORTED_ENGINES, engine_parameter_problems
+from .errors import ConfigError, ConfigProblem
+from .models import RailsConfig
+
+__all__ = ["load_content", "load_path"]
+
+_CONVERTER = make_converter()
+
+CONFIG_NAMES = ("config.yml", "config.yaml")
+PROMPTS_NAMES = ("prompts.yml", "prompts.yaml")
+
+# NeMo Guardrails settings that railstream does not implement. Ignoring one could drop a rail
+# the user relies on, so each is an error that says so. "*" stands for any list index.
+_NOT_SUPPORTED: dict[tuple[str, ...], str] = {
+    **{
+        (key,): "is a NeMo Guardrails setting that railstream does not support"
+        for key in (
+            "instructions",
+            "sample_conversation",
+            "colang_version",
+            "core",
+            "passthrough",
+            "lowest_temperature",
+            "enable_multi_step_generation",
+            "custom_data",
+            "knowledge_base",
+            "actions_server_url",
+            "embedding_search_provider",
+            "tracing",
+            "import_paths",
+            "user_messages",
+            "bot_messages",
+            "flows",
+            "enable_rails_exceptions",
+            "raw_llm_call_action",
+        )
+    },
+    **{
+        ("rails", key): "is not supported: railstream applies output rails only"
+        for key in (
+            "input",
+            "dialog",
+            "retrieval",
+            "tool_input",
+            "tool_output",
+            "actions",
+            "config",
+        )
+    },
+    ("rails", "output", "apply_to_reasoning_traces"): "is not supported by railstream",
+    **{
+        ("models", "*", key): "is not supported by railstream"
+        for key in ("mode", "reasoning_config", "cache")
+    },
+    **{
+        ("prompts", "*", key): "is not supported by railstream (use task and content)"
+        for key in (
+            "messages",
+            "models",
+            "output_parser",
+            "max_length",
+            "mode",
+            "stop",
+            "max_tokens",
+        )
+    },
+}
+
+_FLOW_PROMPTS = {"self check output": "self_check_output"}
+
+
+@attrs.frozen
+class _Document:
+    """One YAML file as read: its name for messages, and its node tree for line numbers."""
+
+    file: str
+    root: Any
+
+    def line(self, path: Path) -> int | None:
+        """The line of the deepest node along ``path`` that exists (1-based)."""
+        node, line = self.root, None
+        for key in path:
+            if isinstance(node, CommentedMap) and key in node:
+                line = node.lc.key(key)[0] + 1
+            elif isinstance(node, CommentedSeq) and isinstance(key, int) and 0 <= key < len(node):
+                line = node.lc.item(key)[0] + 1
+            else:
+                break
+            node = node[key]
+        return line if line is not None else (1 if path else None)
+
+
+def _format_path(path: Path) -> str:
+    out = ""
+    for key in path:
+        out += f"[{key}]" if isinstance(key, int) else (f".{key}" if out else str(key))
+    return out
+
+
+def _plain(node: Any) -> Any:
+    """Plain Python data from ruamel's round-trip nodes (which subclass int, float, str)."""
+    if isinstance(node, Mapping):
+        return {str(k) if isinstance(k, str) else k: _plain(v) for k, v in node.items()}
+    if isinstance(node, list):
+        return [_plain(v) for v in node]
+    for kind in (bool, int, float, str):
+        if isinstance(node, kind):
+            return kind(node)
+    return node
+
+
+def _parse(text: str, file: str) -> _Document:
+    try:
+        root = YAML(typ="rt").load(text)
+    except MarkedYAMLError as exc:
+        mark = exc.problem_mark or exc.context_mark
+        line = mark.line + 1 if mark is not None else None
+        problem = " ".join(p for p in (exc.context, exc.problem) if p) or "invalid YAML"
+        raise ConfigError([ConfigProblem(file=file, line=line, path="", problem=problem)]) from None
+    except YAMLError as exc:
+        raise ConfigError(
+            [ConfigProblem(file=file, line=None, path="", problem=str(exc))]
+        ) from None
+    if root is None:
+        root = CommentedMap()
+    if not isinstance(root, CommentedMap):
+        problem = f"expected a mapping at the top level, got {type_name(_plain(root))}"
+        raise ConfigError([ConfigProblem(file=file, line=1, path="", problem=problem)])
+    return _Document(file=file, root=root)
+
+
+def _pop_not_supported(data: Any, pattern: tuple[str, ...], path: Path = ()) -> Iterator[Path]:
+    """Remove the keys matching ``pattern`` from ``data``, yielding where each one was."""
+    head, *rest = pattern
+    if head == "*":
+        if isinstance(data, list):
+            for i, item in enumerate(data):
+                yield from _pop_not_supported(item, tuple(rest), (*path, i))
+    elif isinstance(data, dict) and head in data:
+        if rest:
+            yield from _pop_not_supported(data[head], tuple(rest), (*path, head))
+        else:
+            del data[head]
+            yield (*path, head)
+
+
+def _not_supported_problems(data: Any) -> Iterator[tuple[Path, str]]:
+    for pattern, message in _NOT_SUPPORTED.items():
+        for path in _pop_not_supported(data, pattern):
+            yield path, message
+
+
+def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator[tuple[Path, str]]:
+    """Rules that span fields, checked once the config has its shape."""
+    seen_types: set[str] = set()
+    for i, model in enumerate(config.models):
+        if model.type in seen_types:
+            yield ("models", i, "type"), f"a model of type {model.type!r} is already defined"
+        seen_types.add(model.type)
+        if model.engine not in SUPPORTED_ENGINES:
+            supported = ", ".join(SUPPORTED_ENGINES)
+            yield (
+                ("models", i, "engine"),
+                f"unknown engine {model.engine!r} (supported: {supported})",
+            )
+        for sub, problem in engine_parameter_problems(model.engine, model.parameters):
+            yield ("models", i, "parameters", *sub), problem
+
+    output = config.rails.output
+    streaming = output.streaming
+    base = ("rails", "output", "streaming")
+    if streaming.chunk_size < 1:
+        yield (*base, "chunk_size"), f"must be >= 1, got {streaming.chunk_size}"
+    elif not 0 <= streaming.context_size < streaming.chunk_size:
+        yield (
+            (*base, "context_size"),
+            (
+                f"must be >= 0 and < chunk_size ({streaming.chunk_size}), got {streaming.context_size}"
+            ),
+        )
+    if streaming.max_concurrent_checks < 1:
+        yield (
+            (*base, "max_concurrent_checks"),
+            f"must be >= 1, got {streaming.max_concurrent_checks}",
+        )
+    if streaming.rail_timeout_s is not None and streaming.rail_timeout_s <= 0:
+        yield (
+            (*base, "rail_timeout_s"),
+            f"must be > 0 (or null for none), got {streaming.rail_timeout_s}",
+        )
+
+    seen_flows: set[str] = set()
+    for i, flow in enumerate(output.flows):
+        if not flow.strip():
+            yield ("rails", "output", "flows", i), "a flow name must not be empty"
+        elif flow in seen_flows:
+            yield ("rails", "output", "flows", i), f"flow {flow!r} is listed twice"
+        seen_flows.add(flow)
+        task = _FLOW_PROMPTS.get(flow)
+        if task is not None and task not in prompt_tasks:
+            yield (
+                ("rails", "output", "flows", i),
+                (f"flow {flow!r} needs a prompt with task {task!r} in prompts"),
+            )
+
+    seen_tasks: set[str] = set()
+    for i, task in enumerate(prompt_tasks):
+        if task in seen_tasks:
+            yield ("prompts", i, "task"), f"a prompt for task {task!r} is already defined"
+        seen_tasks.add(task)
+
+
+def _build(
+    config_doc: _Document,
+    prompts_doc: _Document | None,
+    *,
+    actions: Mapping[str, Any] | None = None,
+    source: str | None = None,
+) -> RailsConfig:
+    problems: list[ConfigProblem] = []
+
+    def report(doc: _Document, path: Path, problem: str) -> None:
+        problems.append(
+            ConfigProblem(
+                file=doc.file, line=doc.line(path), path=_format_path(path), problem=problem
+            )
+        )
+
+    data = _plain(config_doc.root)
+    for path, problem in _not_supported_problems(data):
+        report(config_doc, path, problem)
+
+    # Prompts from prompts.yml are appended to config.yml's; remember where each one came from.
+    prompt_origin: list[tuple[_Document, int]] = [
+        (config_doc, i)
+        for i in range(len(data["prompts"]) if isinstance(data.get("prompts"), list) else 0)
+    ]
+    if prompts_doc is not None:
+        extra = _plain(prompts_doc.root)
+        for path, problem in _not_supported_problems(extra):
+            report(prompts_doc, path, problem)
+        for key in extra:
+            if key != "prompts":
+                report(prompts_doc, (key,), "unknown key (prompts.yml holds only prompts)")
+        more = extra.get("prompts", [])
+        if not isinstance(more, list):
+            report(prompts_doc, ("prompts",), f"expected a list, got {type_name(more)}")
+        elif isinstance(data.get("prompts", []), list):
+            prompt_origin += [(prompts_doc, i) for i in range(len(more))]
+            data["prompts"] = [*data.get("prompts", []), *more]
+
+    def locate(path: Path, problem: str) -> None:
+        if (
+            len(path) >= 2
+            and path[0] == "prompts"
+            and isinstance(path[1], int)
+            and path[1] < len(prompt_origin)
+        ):
+            doc, index = prompt_origin[path[1]]
+            report(doc, ("prompts", index, *path[2:]), problem)
+        else:
+            report(config_doc, path, problem)
+
+    config: RailsConfig | None = None
+    try:
+        config = _CONVERTER.structure(data, RailsConfig)
+    except BaseValidationError as exc:
+        for path, problem in structure_problems(exc):
+            locate(path, problem)
+    if config is not None:
+        tasks = [p.task for p in config.prompts]
+        for path, problem in _semantic_problems(config, tasks):
+            locate(path, problem)
+    if problems:
+        problems.sort(key=lambda p: (p.file != config_doc.file, p.file, p.line or 0))
+        raise ConfigError(problems)
+    assert config is not None
+    return attrs.evolve(config, actions=dict(actions or {}), source=source)
+
+
+def load_content(
+    yaml_content: str, *, prompts_content: str | None = None, colang_content: str | None = None
+) -> RailsConfig:
+    """Load a config from the text of a config.yml (and optionally of a prompts.yml)."""
+    if colang_content:
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file="<colang_content>",
+                    line=None,
+                    path="",
+                    problem="Colang is not supported by railstream",
+                )
+            ]
+        )
+    config_doc = _parse(yaml_content, "<yaml_content>")
+    prompts_doc = _parse(prompts_content, "<prompts_content>") if prompts_content else None
+    return _build(config_doc, prompts_doc)
+
+
+def _read(path: FsPath) -> str:
+    try:
+        return path.read_text(encoding="utf-8")
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(
+            [ConfigProblem(file=str(path), line=None, path="", problem=f"cannot read: {exc}")]
+        ) from None
+
+
+def load_path(path: str | os.PathLike[str]) -> RailsConfig:
+    """Load a config folder (config.yml, prompts.yml, actions.py) or a single YAML file."""
+    root = FsPath(path)
+    if root.is_file():
+        return _build(_parse(_read(root), str(root)), None, source=str(root))
+    if not root.is_dir():
+        raise ConfigError(
+            [
+                ConfigProblem(
+                    file=str(root), line=None, path="", problem="no such config folder or file"
+                )
+            ]
+        )
+
+    problems: list[ConfigProblem] = []
+    config_file = next((root / n for n in CONFIG_NAMES if (root / n).is_file()), None)
+    prompts_file = next((root / n for n in PROMPTS_NAMES if (root / n).is_file()), None)
+    if config_file is None:
+        problems.append(
+            ConfigProblem(
+                file=str(root), line=None, path="", problem="no config.yml in this folder"
+            )
+        )
+    for entry in sorted(root.iterdir()):
+        if entry.suffix == ".co":
+            problems.append(
+                ConfigProblem(
+                    file=str(entry),
+                    line=None,
+                    path="",
+                    problem="Colang files are not supported by railstream",
+                )
+            )
+        elif entry.suffix in (".yml", ".yaml") and entry not in (config_file, prompts_file):
+            problems.append(
+                ConfigProblem(
+                    file=str(entry),
+                    line=None,
+                    path="",
+                    problem="not read by railstream: move its settings into config.yml or prompts.yml",
+                )
+            )
+    if problems:
+        raise ConfigError(problems)
+    assert config_file is not None
+
+    config_doc = _parse(_read(config_file), str(config_file))
+    prompts_doc = _parse(_read(prompts_file), str(prompts_file)) if prompts_file else None
+    actions_file = root / "actions.py"
+    actions = load_actions_file(actions_file) if actions_file.is_file() else {}
+    return _build(config_doc, prompts_doc, actions=actions, source=str(root))

@@ -1,0 +1,129 @@
+"""The shape of config.yml (and prompts.yml), as frozen attrs classes.
+
+These classes hold what the YAML says, typed; rules that span fields (``context_size <
+chunk_size``, a flow needing its prompt) live in ``validation`` so that every problem is
+reported at once, each at its own line.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+__all__ = [
+    "ModelConfig",
+    "OutputRailsConfig",
+    "OutputStreamingConfig",
+    "PromptConfig",
+    "RailsConfig",
+    "RailsSection",
+]
+
+
+def _freeze_mapping(value: Mapping[str, Any]) -> Mapping[str, Any]:
+    return dict(value)
+
+
+@attrs.frozen(kw_only=True)
+class ModelConfig:
+    """One entry of ``models``: which engine serves a task (``main`` or a task name)."""
+
+    type: str
+    engine: str
+    model: str | None = None
+    api_key_env_var: str | None = None
+    parameters: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
+
+
+@attrs.frozen(kw_only=True)
+class OutputStreamingConfig:
+    """``rails.output.streaming``: how output rails see a stream (see SPEC, token windows)."""
+
+    enabled: bool = False
+    chunk_size: int = 200
+    context_size: int = 50
+    stream_first: bool = True
+    max_concurrent_checks: int = 4
+    # A hung rail must never hang the stream: past this, it fails closed.
+    rail_timeout_s: float | None = 30.0
+
+
+@attrs.frozen(kw_only=True)
+class OutputRailsConfig:
+    """``rails.output``: the flows applied to the bot's output."""
+
+    flows: tuple[str, ...] = ()
+    parallel: bool = False
+    streaming: OutputStreamingConfig = attrs.field(factory=OutputStreamingConfig)
+
+
+@attrs.frozen(kw_only=True)
+class RailsSection:
+    """``rails``: only output rails are supported; other NeMo sections are rejected."""
+
+    output: OutputRailsConfig = attrs.field(factory=OutputRailsConfig)
+
+
+@attrs.frozen(kw_only=True)
+class PromptConfig:
+    """One entry of ``prompts``: the template used for an LLM task."""
+
+    task: str
+    content: str
+
+
+@attrs.frozen(kw_only=True)
+class RailsConfig:
+    """A whole guardrails configuration.
+
+    Load it with :meth:`from_path` (a folder holding ``config.yml``, optional ``prompts.yml``
+    and ``actions.py``) or :meth:`from_content`::
+
+        config = RailsConfig.from_path("examples/demo")
+    """
+
+    models: tuple[ModelConfig, ...] = ()
+    streaming: bool = False
+    rails: RailsSection = attrs.field(factory=RailsSection)
+    prompts: tuple[PromptConfig, ...] = ()
+    # Not from YAML: actions found in the folder's actions.py, and where the config came from.
+    actions: Mapping[str, Callable[..., Any]] = attrs.field(
+        factory=dict, converter=_freeze_mapping, eq=False, repr=False
+    )
+    source: str | None = None
+
+    @classmethod
+    def from_path(cls, path: str | Any) -> RailsConfig:
+        """Load the config folder (or single YAML file) at ``path``."""
+        from .loader import load_path
+
+        return load_path(path)
+
+    @classmethod
+    def from_content(
+        cls, yaml_content: str | None = None, *, prompts_content: str | None = None
+    ) -> RailsConfig:
+        """Load a config from YAML text (as config.yml would hold it)."""
+        from .loader import load_content
+
+        return load_content(yaml_content or "", prompts_content=prompts_content)
+
+    def model(self, model_type: str) -> ModelConfig | None:
+        """The model configured for ``model_type`` (``main``, or a task name), if any."""
+        for model in self.models:
+            if model.type == model_type:
+                return model
+        return None
+
+    def prompt(self, task: str) -> PromptConfig | None:
+        """The prompt configured for ``task``, if any."""
+        for prompt in self.prompts:
+            if prompt.task == task:
+                return prompt
+        return None
+
+    @property
+    def output_rails(self) -> OutputRailsConfig:
+        return self.rails.output

@@ -1,0 +1,78 @@
+"""railstream's exceptions, named after the situation the caller can act on.
+
+    RailstreamError
+    ├── StreamingNotSupportedError   output rails configured, but not for streaming
+    ├── RailNotFoundError            a flow with no built-in rail or action behind it (ValueError)
+    ├── InvalidRequestError          bad messages, prompt or options (ValueError)
+    ├── StreamStateError             a stream used out of turn: closed, or log read too early
+    └── GenerationError              the model failed; ``.payload`` is the in-stream error
+        └── DownstreamError          the provider answered with an error status
+
+``ConfigError`` (a ``ValueError``, from ``config_schema``) covers bad configurations.
+Streams never raise for a block or a model failure: those arrive as an error chunk.
+"""
+
+from __future__ import annotations
+
+from .messages import StreamError
+
+__all__ = [
+    "DownstreamError",
+    "GenerationError",
+    "InvalidRequestError",
+    "RailNotFoundError",
+    "RailstreamError",
+    "StreamStateError",
+    "StreamingNotSupportedError",
+]
+
+
+class RailstreamError(Exception):
+    """Base of railstream's own exceptions."""
+
+
+class StreamingNotSupportedError(RailstreamError):
+    """``stream_async`` was called on a config whose output rails do not stream."""
+
+
+class RailNotFoundError(RailstreamError, ValueError):
+    """An output flow names no built-in rail and no registered action."""
+
+
+class InvalidRequestError(RailstreamError, ValueError):
+    """The messages, prompt or options of a call are not usable."""
+
+
+class StreamStateError(RailstreamError):
+    """A stream was used in a state that does not allow it (closed, or not finished)."""
+
+
+class GenerationError(RailstreamError):
+    """The model failed to produce its reply.
+
+    ``payload`` is the in-stream error (``generation_error``) that a stream shows instead.
+    """
+
+    def __init__(self, detail: str) -> None:
+        super().__init__(detail)
+        self.detail = detail
+
+    @property
+    def payload(self) -> StreamError:
+        return StreamError(
+            message=self.detail, type="generation_error", param=None, code="generation_failed"
+        )
+
+
+class DownstreamError(GenerationError):
+    """The provider answered with an HTTP error; ``status`` is its code."""
+
+    def __init__(self, status: int, message: str) -> None:
+        super().__init__(message)
+        self.status = status
+
+    @property
+    def payload(self) -> StreamError:
+        return StreamError(
+            message=self.detail, type="downstream_error", param=None, code=self.status
+        )

@@ -1,0 +1,265 @@
+"""``LLMRails``: the facade users hold. It turns calls into pipeline plans and runs them."""
+
+from __future__ import annotations
+
+import functools
+from collections.abc import AsyncIterator, Callable, Mapping, Sequence
+from typing import Any
+
+import sniffio
+import trio
+
+from config_schema import RailsConfig
+from config_schema.actions import ACTION_NAME_ATTR
+from stages.generation import ChatProvider, ChatRequest, IteratorProvider, make_provider
+from stages.rails import BUILTIN_RAIL_PROMPTS, Action, ActionRail, Rail, SelfCheckOutput
+
+from .errors import (
+    DownstreamError,
+    GenerationError,
+    InvalidRequestError,
+    RailNotFoundError,
+    StreamingNotSupportedError,
+)
+from .log import GenerationLog, GenerationOptions, GenerationResponse, parse_options
+from .messages import Released, StreamEnded, StreamError, StreamFailed
+from .pipeline import Pipeline, PipelinePlan
+from .stream import RailsStream
+from .streaming import StreamingHandler
+
+__all__ = ["BLOCKED_REPLY", "INTERNAL_ERROR_REPLY", "LLMRails"]
+
+# What generate() answers in place of a blocked reply, as NeMo Guardrails does.
+BLOCKED_REPLY = "I'm sorry, I can't respond to that."
+INTERNAL_ERROR_REPLY = "I'm sorry, an internal error has occurred."
+
+_ROLES = ("system", "user", "assistant", "tool", "developer")
+
+
+def _validate_messages(messages: object) -> tuple[dict[str, Any], ...]:
+    if isinstance(messages, str | bytes) or not isinstance(messages, Sequence):
+        raise InvalidRequestError(
+            f"messages: expected a list of messages, got {type(messages).__name__}"
+        )
+    if not messages:
+        raise InvalidRequestError("messages: the list is empty; give at least one message")
+    checked = []
+    for i, message in enumerate(messages):
+        if not isinstance(message, Mapping):
+            raise InvalidRequestError(
+                f"messages[{i}]: expected a dict with role and content, got {type(message).__name__}"
+            )
+        role = message.get("role")
+        if role not in _ROLES:
+            raise InvalidRequestError(
+                f"messages[{i}].role: expected one of {', '.join(_ROLES)}, got {role!r}"
+            )
+        content = message.get("content")
+        if not isinstance(content, str) and not (content is None and role in ("assistant", "tool")):
+            raise InvalidRequestError(
+                f"messages[{i}].content: expected a string, got {type(content).__name__}"
+            )
+        checked.append(dict(message))
+    return tuple(checked)
+
+
+class LLMRails:
+    """Guarded generation for one configuration::
+
+    rails = LLMRails(RailsConfig.from_path("examples/demo"))
+    async for chunk in rails.stream_async(messages=[{"role": "user", "content": "Hi"}]):
+        print(chunk, end="")
+    """
+
+    def __init__(self, config: RailsConfig) -> None:
+        self.config = config
+        self._actions: dict[str, Action] = {}
+        self._providers: dict[str, ChatProvider] = {m.type: make_provider(m) for m in config.models}
+        self._builtin: dict[str, Rail] = {}
+        for flow in config.rails.output.flows:
+            task = BUILTIN_RAIL_PROMPTS.get(flow)
+            if task is None:
+                continue
+            prompt = config.prompt(task)
+            provider = self._providers.get(task) or self._providers.get("main")
+            if prompt is None or provider is None:
+                raise RailNotFoundError(
+                    f"flow {flow!r} needs a prompt for {task!r} and a model (main or {task})"
+                )
+            self._builtin[flow] = SelfCheckOutput(template=prompt.content, provider=provider)
+        for name, fn in config.actions.items():
+            self.register_action(fn, name)
+
+    def register_action(self, fn: Callable[..., Any], name: str | None = None) -> None:
+        """Register ``fn`` (sync or async) as the action ``name`` (default: its own name)."""
+        name = name or getattr(fn, ACTION_NAME_ATTR, None) or getattr(fn, "__name__", None)
+        if not isinstance(name, str) or not name:
+            raise TypeError(f"cannot tell the action name of {fn!r}: pass name=")
+        self._actions[name] = Action.from_callable(fn, name)
+
+    def provider(self, model_type: str = "main") -> ChatProvider | None:
+        """The provider serving ``model_type`` (for inspection, tests and benchmarks)."""
+        return self._providers.get(model_type)
+
+    # calls
+
+    def stream_async(
+        self,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        prompt: str | None = None,
+        options: GenerationOptions | Mapping[str, Any] | None = None,
+        include_metadata: bool = False,
+        generator: AsyncIterator[str] | None = None,
+    ) -> RailsStream:
+        """Stream the guarded reply. Errors in the request are raised here, at call time."""
+        output = self.config.rails.output
+        if output.flows and not output.streaming.enabled:
+            raise StreamingNotSupportedError(
+                "output rails are configured but rails.output.streaming.enabled is not true: "
+                "set it to true in config.yml to stream with output rails (or use generate_async)"
+            )
+        plan = self._plan(messages, prompt, options, generator, streaming=True)
+        return RailsStream(Pipeline(plan), include_metadata=include_metadata)
+
+    async def generate_async(
+        self,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        prompt: str | None = None,
+        options: GenerationOptions | Mapping[str, Any] | None = None,
+        streaming_handler: StreamingHandler | None = None,
+    ) -> dict[str, Any] | GenerationResponse:
+        """The whole guarded reply: the assistant message, or with ``options`` a response + log.
+
+        Output rails see the whole reply at once; with ``streaming_handler`` they see it window
+        by window, exactly as with :meth:`stream_async`, and the handler gets the chunks.
+        """
+        parsed = parse_options(options)
+        plan = self._plan(messages, prompt, parsed, None, streaming=streaming_handler is not None)
+        pipeline = Pipeline(plan)
+        parts: list[str] = []
+        final: StreamEnded | StreamFailed | None = None
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(pipeline.run)
+                with pipeline.output:
+                    async for event in pipeline.output:
+                        if isinstance(event, Released):
+                            parts.append(event.text)
+                            if streaming_handler is not None:
+                                await streaming_handler.push_chunk(event.text)
+                        else:
+                            final = event
+                            if isinstance(event, StreamFailed) and streaming_handler is not None:
+                                await streaming_handler.push_chunk(event.error.to_json())
+        finally:
+            if streaming_handler is not None:
+                streaming_handler.close()
+        content = "".join(parts)
+        if isinstance(final, StreamFailed):
+            content = self._failed_reply(final.error)
+        message = {"role": "assistant", "content": content}
+        if parsed is None:
+            return message
+        return GenerationResponse(
+            response=[message], log=GenerationLog.from_ledger(pipeline.ledger, parsed.log)
+        )
+
+    def generate(
+        self,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        prompt: str | None = None,
+        options: GenerationOptions | Mapping[str, Any] | None = None,
+    ) -> dict[str, Any] | GenerationResponse:
+        """Sync :meth:`generate_async`, for code that runs no event loop."""
+        try:
+            library = sniffio.current_async_library()
+        except sniffio.AsyncLibraryNotFoundError:
+            library = None
+        if library is not None:
+            raise RuntimeError(
+                f"generate() cannot run inside a running {library} event loop; "
+                "use `await rails.generate_async(...)` instead"
+            )
+        return trio.run(functools.partial(self.generate_async, messages, prompt, options))
+
+    # internals
+
+    @staticmethod
+    def _failed_reply(error: StreamError) -> str:
+        if error.type == "guardrails_violation":
+            return BLOCKED_REPLY
+        if error.type == "internal_error":
+            return INTERNAL_ERROR_REPLY
+        if error.type == "downstream_error" and isinstance(error.code, int):
+            raise DownstreamError(error.code, error.message)
+        raise GenerationError(error.message)
+
+    def _rails(self) -> list[Rail]:
+        rails: list[Rail] = []
+        for flow in self.config.rails.output.flows:
+            builtin = self._builtin.get(flow)
+            if builtin is not None:
+                rails.append(builtin)
+                continue
+            action_name = flow.replace(" ", "_")
+            action = self._actions.get(action_name)
+            if action is None:
+                raise RailNotFoundError(
+                    f"output flow {flow!r} has no rail: it is not a built-in rail and no action named "
+                    f"{action_name!r} is registered (add @action() to it in actions.py, or "
+                    f"call rails.register_action(fn, name={action_name!r}))"
+                )
+            rails.append(ActionRail(flow, action))
+        return rails
+
+    def _plan(
+        self,
+        messages: Sequence[Mapping[str, Any]] | None,
+        prompt: str | None,
+        options: GenerationOptions | Mapping[str, Any] | None,
+        generator: AsyncIterator[str] | None,
+        *,
+        streaming: bool,
+    ) -> PipelinePlan:
+        if (messages is None) == (prompt is None):
+            raise InvalidRequestError("give either messages= or prompt=, not both and not neither")
+        if prompt is not None:
+            if not isinstance(prompt, str):
+                raise InvalidRequestError(f"prompt: expected a string, got {type(prompt).__name__}")
+            checked: tuple[dict[str, Any], ...] = ({"role": "user", "content": prompt},)
+        else:
+            checked = _validate_messages(messages)
+        parsed = parse_options(options)
+        rails = self._rails()
+        provider: ChatProvider
+        if generator is not None:
+            if not hasattr(generator, "__anext__"):
+                raise InvalidRequestError("generator: expected an async iterator of strings")
+            provider = IteratorProvider(generator)
+        else:
+            main = self._providers.get("main")
+            if main is None:
+                raise InvalidRequestError(
+                    "the config has no model of type main: add one to models, or pass generator="
+                )
+            provider = main
+        user_message = next(
+            (m["content"] or "" for m in reversed(checked) if m["role"] == "user"), ""
+        )
+        streaming_config = self.config.rails.output.streaming
+        request = ChatRequest(
+            messages=checked, task="general", parameters=dict(parsed.llm_params) if parsed else {}
+        )
+        return PipelinePlan(
+            provider=provider,
+            request=request,
+            rails=rails,
+            parallel=self.config.rails.output.parallel,
+            rail_timeout_s=streaming_config.rail_timeout_s,
+            chunk_size=streaming_config.chunk_size if streaming else None,
+            context_size=streaming_config.context_size,
+            stream_first=streaming_config.stream_first if streaming else False,
+            max_concurrent_checks=streaming_config.max_concurrent_checks,
+            user_message=user_message,
+            config=self.config,
+        )

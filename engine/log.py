@@ -1,0 +1,222 @@
+"""The generation log and response in NeMo Guardrails' shape, and the call options.
+
+``options={"log": {"llm_calls": True, "activated_rails": True}}`` asks for them, as in NeMo.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+import cattrs
+
+from config_schema.converter import make_converter, structure_problems
+from stages.usage import UsageLedger
+
+from .errors import InvalidRequestError
+from .messages import LLMCall, RailRun
+
+__all__ = [
+    "ActivatedRail",
+    "ExecutedAction",
+    "GenerationLog",
+    "GenerationLogOptions",
+    "GenerationOptions",
+    "GenerationResponse",
+    "GenerationStats",
+    "LLMCallInfo",
+    "parse_options",
+]
+
+
+@attrs.frozen(kw_only=True)
+class GenerationLogOptions:
+    activated_rails: bool = False
+    llm_calls: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class GenerationOptions:
+    """What a caller may ask of one call: the log, and model parameters for this call."""
+
+    log: GenerationLogOptions = attrs.field(factory=GenerationLogOptions)
+    llm_params: Mapping[str, Any] = attrs.field(factory=dict)
+
+
+_OPTIONS = make_converter()
+
+
+def parse_options(
+    options: GenerationOptions | Mapping[str, Any] | None,
+) -> GenerationOptions | None:
+    """Options from a dict (NeMo's form) or an instance; an unknown key is an error."""
+    if options is None or isinstance(options, GenerationOptions):
+        return options
+    if not isinstance(options, Mapping):
+        raise InvalidRequestError(f"options: expected a dict, got {type(options).__name__}")
+    try:
+        return _OPTIONS.structure(dict(options), GenerationOptions)
+    except cattrs.BaseValidationError as exc:
+        lines = []
+        for path, problem in structure_problems(exc):
+            where = ".".join(str(p) for p in ("options", *path))
+            lines.append(f"{where}: {problem}")
+        raise InvalidRequestError("; ".join(lines)) from None
+
+
+@attrs.frozen(kw_only=True)
+class LLMCallInfo:
+    """One LLM call, as NeMo's log shows it (plus railstream's status and timing)."""
+
+    task: str
+    llm_model_name: str | None
+    llm_provider_name: str
+    prompt_tokens: int | None
+    completion_tokens: int | None
+    total_tokens: int | None
+    started_at: float
+    finished_at: float
+    duration: float
+    time_to_first_token: float | None
+    streamed_tokens: int
+    status: str
+    prompt: str | None = None
+    completion: str | None = None
+
+    @classmethod
+    def from_record(cls, call: LLMCall) -> LLMCallInfo:
+        return cls(
+            task=call.task,
+            llm_model_name=call.model,
+            llm_provider_name=call.provider,
+            prompt_tokens=call.usage.prompt_tokens,
+            completion_tokens=call.usage.completion_tokens,
+            total_tokens=call.usage.total_tokens,
+            started_at=call.started_at,
+            finished_at=call.finished_at,
+            duration=call.duration,
+            time_to_first_token=call.time_to_first_token,
+            streamed_tokens=call.streamed_tokens,
+            status=call.status,
+            prompt=call.prompt,
+            completion=call.completion,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class ExecutedAction:
+    action_name: str
+    action_params: Mapping[str, Any]
+    return_value: Any
+    llm_calls: list[LLMCallInfo]
+    started_at: float
+    finished_at: float
+    duration: float
+
+
+@attrs.frozen(kw_only=True)
+class ActivatedRail:
+    """One output rail run on one window (``additional_info`` says which window)."""
+
+    type: str
+    name: str
+    decisions: list[str]
+    executed_actions: list[ExecutedAction]
+    stop: bool
+    additional_info: Mapping[str, Any]
+    started_at: float
+    finished_at: float
+    duration: float
+
+    @classmethod
+    def from_record(cls, run: RailRun, llm_calls: list[LLMCallInfo]) -> ActivatedRail:
+        stop = run.verdict != "pass"
+        executed = ExecutedAction(
+            action_name=run.action,
+            action_params={},
+            return_value=run.return_value,
+            llm_calls=llm_calls,
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            duration=run.duration,
+        )
+        return cls(
+            type="output",
+            name=run.rail,
+            decisions=[f"execute {run.action}", *(["stop"] if stop else [])],
+            executed_actions=[executed],
+            stop=stop,
+            additional_info={
+                "window_index": run.window_index,
+                "verdict": run.verdict,
+                "reason": run.reason,
+            },
+            started_at=run.started_at,
+            finished_at=run.finished_at,
+            duration=run.duration,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class GenerationStats:
+    llm_calls_count: int
+    llm_calls_duration: float
+    llm_calls_total_prompt_tokens: int | None
+    llm_calls_total_completion_tokens: int | None
+    llm_calls_total_tokens: int | None
+    output_rails_duration: float
+
+
+def _total(values: list[int | None]) -> int | None:
+    # A sum over calls of which one has no count is unknown, never a made-up number.
+    if not values or any(v is None for v in values):
+        return None
+    return sum(v for v in values if v is not None)
+
+
+@attrs.frozen(kw_only=True)
+class GenerationLog:
+    activated_rails: list[ActivatedRail] = attrs.field(factory=list)
+    llm_calls: list[LLMCallInfo] = attrs.field(factory=list)
+    stats: GenerationStats | None = None
+
+    @classmethod
+    def from_ledger(
+        cls, ledger: UsageLedger, options: GenerationLogOptions | None = None
+    ) -> GenerationLog:
+        calls = [LLMCallInfo.from_record(c) for c in ledger.llm_calls]
+        judge_calls: dict[str, list[LLMCallInfo]] = {}
+        for info in calls:
+            judge_calls.setdefault(info.task, []).append(info)
+        rails = []
+        for run in ledger.rail_runs:
+            mine = [
+                c
+                for c in judge_calls.get(run.action, [])
+                if run.started_at <= c.started_at <= run.finished_at
+            ]
+            rails.append(ActivatedRail.from_record(run, mine))
+        stats = GenerationStats(
+            llm_calls_count=len(calls),
+            llm_calls_duration=sum(c.duration for c in calls),
+            llm_calls_total_prompt_tokens=_total([c.prompt_tokens for c in calls]),
+            llm_calls_total_completion_tokens=_total([c.completion_tokens for c in calls]),
+            llm_calls_total_tokens=_total([c.total_tokens for c in calls]),
+            output_rails_duration=sum(r.duration for r in ledger.rail_runs),
+        )
+        if options is None:
+            return cls(activated_rails=rails, llm_calls=calls, stats=stats)
+        return cls(
+            activated_rails=rails if options.activated_rails else [],
+            llm_calls=calls if options.llm_calls else [],
+            stats=stats,
+        )
+
+
+@attrs.frozen(kw_only=True)
+class GenerationResponse:
+    """``generate_async`` with options: the reply messages and the log."""
+
+    response: list[dict[str, Any]]
+    log: GenerationLog | None = None

@@ -1,0 +1,229 @@
+"""The messages that flow between the pipeline's stages, all frozen.
+
+    generation ──GenerationEvent──▶ buffering ──BufferEvent──▶ rails ──OutputEvent──▶ facade
+         └───────────────LogRecord──────────────▶ usage ◀──────────────┘
+
+Tokens travel in batches: a provider that reads many deltas at once hands them on together,
+so the per-token cost of the channels stays small.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+import attrs
+
+__all__ = [
+    "BufferEvent",
+    "EndOfTokens",
+    "GenerationEnded",
+    "GenerationEvent",
+    "GenerationFailed",
+    "LLMCall",
+    "LogRecord",
+    "OutputEvent",
+    "Passthrough",
+    "RailRun",
+    "Released",
+    "StreamEnded",
+    "StreamError",
+    "StreamFailed",
+    "TokenBatch",
+    "Usage",
+    "Window",
+]
+
+
+@attrs.frozen(kw_only=True)
+class StreamError:
+    """An error as the stream shows it: ``{"error": {message, type, param, code}}``."""
+
+    message: str
+    type: str
+    param: str | None
+    code: str | int
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "error": {
+                "message": self.message,
+                "type": self.type,
+                "param": self.param,
+                "code": self.code,
+            }
+        }
+
+    def to_json(self) -> str:
+        return json.dumps(self.to_dict())
+
+    @classmethod
+    def blocked(cls, rail: str) -> StreamError:
+        return cls(
+            message=f"Blocked by {rail} rails.",
+            type="guardrails_violation",
+            param=rail,
+            code="content_blocked",
+        )
+
+    @classmethod
+    def rail_failed(cls, rail: str, detail: str) -> StreamError:
+        return cls(
+            message=f"Internal error in {rail} rail: {detail}",
+            type="internal_error",
+            param=rail,
+            code="rail_execution_failure",
+        )
+
+
+# generation -> buffering
+
+
+@attrs.frozen
+class TokenBatch:
+    """Tokens (non-empty content deltas) in generation order."""
+
+    tokens: tuple[str, ...]
+
+
+@attrs.frozen
+class GenerationEnded:
+    """The model finished; ``finish_reason`` as OpenAI gives it (``stop``, ``length``)."""
+
+    finish_reason: str
+
+
+@attrs.frozen
+class GenerationFailed:
+    """The model failed mid-way; no more tokens follow."""
+
+    error: StreamError
+
+
+GenerationEvent = TokenBatch | GenerationEnded | GenerationFailed
+
+
+# buffering -> rails
+
+
+@attrs.frozen(kw_only=True)
+class Window:
+    """Tokens a rail checks at once: ``tokens[:context_len]`` were in the window before.
+
+    ``start`` is the position of ``tokens[0]`` in the whole stream (0-based).
+    """
+
+    index: int
+    tokens: tuple[str, ...]
+    context_len: int
+    start: int
+
+    @property
+    def end(self) -> int:
+        return self.start + len(self.tokens)
+
+    @property
+    def text(self) -> str:
+        return "".join(self.tokens)
+
+
+@attrs.frozen
+class Passthrough:
+    """Tokens to release at once (``stream_first``, or no rails), ahead of their check."""
+
+    tokens: tuple[str, ...]
+
+
+@attrs.frozen
+class EndOfTokens:
+    """No more windows: the generation ended (``error`` is None) or failed."""
+
+    finish_reason: str
+    error: StreamError | None = None
+
+
+BufferEvent = Passthrough | Window | EndOfTokens
+
+
+# rails -> facade
+
+
+@attrs.frozen
+class Released:
+    """Text that has passed the rails (or is released ahead of them, with stream_first)."""
+
+    text: str
+
+
+@attrs.frozen
+class StreamEnded:
+    finish_reason: str
+
+
+@attrs.frozen
+class StreamFailed:
+    """A block or an error: the last event of a stream."""
+
+    error: StreamError
+    finish_reason: Literal["content_filter", "error"]
+
+
+OutputEvent = Released | StreamEnded | StreamFailed
+
+
+# anything -> usage
+
+
+@attrs.frozen(kw_only=True)
+class Usage:
+    """Token counts as the provider reported them; None where it reported none."""
+
+    prompt_tokens: int | None = None
+    completion_tokens: int | None = None
+    total_tokens: int | None = None
+
+
+@attrs.frozen(kw_only=True)
+class LLMCall:
+    """One call to a model: the main generation or a rail's judge call."""
+
+    task: str
+    model: str | None
+    provider: str
+    usage: Usage
+    streamed_tokens: int
+    status: Literal["completed", "cancelled", "failed"]
+    started_at: float
+    finished_at: float
+    first_token_at: float | None = None
+    prompt: str | None = None
+    completion: str | None = None
+
+    @property
+    def duration(self) -> float:
+        return self.finished_at - self.started_at
+
+    @property
+    def time_to_first_token(self) -> float | None:
+        return None if self.first_token_at is None else self.first_token_at - self.started_at
+
+
+@attrs.frozen(kw_only=True)
+class RailRun:
+    """One rail run on one window."""
+
+    rail: str
+    action: str
+    window_index: int
+    verdict: Literal["pass", "block", "error"]
+    started_at: float
+    finished_at: float
+    reason: str | None = None
+    return_value: Any = None
+
+    @property
+    def duration(self) -> float:
+        return self.finished_at - self.started_at
+
+
+LogRecord = LLMCall | RailRun

@@ -1,0 +1,173 @@
+"""The pipeline: four stages in one nursery, joined by bounded channels.
+
+    ┌────────────┐ GenerationEvent ┌───────────┐ BufferEvent ┌───────┐ OutputEvent
+    │ generation │───────(4)──────▶│ buffering │─────(4)────▶│ rails │─────(1)─────▶ consumer
+    └────────────┘                 └───────────┘             └───────┘   (stream_async)
+          │ LLMCall                                              │ LLMCall, RailRun
+          └──────────────────────────(16)─────▶ ┌───────┐ ◀──────┘
+                                                 │ usage │ ─▶ UsageLedger ─▶ stream.log
+                                                 └───────┘
+
+Every channel is bounded (capacities in brackets), so a consumer that stops reading makes the
+model pause after a small, fixed lookahead. When the rails stage ends, by a block or the end
+of the reply, or when the consumer goes away, generation is cancelled at once (a provider's
+HTTP stream closes); the usage stage outlives the others so that cancelled calls are
+recorded too.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import attrs
+import trio
+
+from engine.messages import BufferEvent, GenerationEvent, LogRecord, OutputEvent
+from stages.buffering import WindowBuffer, run_buffering
+from stages.generation import ChatProvider, ChatRequest, run_generation
+from stages.rails import Rail, RailContext, WindowEvaluator, run_rails
+from stages.usage import UsageLedger, run_usage
+
+__all__ = ["CHANNEL_CAPACITY", "Pipeline", "PipelinePlan", "PipelineStatistics"]
+
+# Small on purpose: each one bounds how far generation may run ahead of the consumer.
+CHANNEL_CAPACITY = {"tokens": 4, "windows": 4, "output": 1, "usage": 16}
+
+
+@attrs.frozen(kw_only=True)
+class PipelinePlan:
+    """Everything one stream needs: the call, the rails, the window geometry."""
+
+    provider: ChatProvider
+    request: ChatRequest
+    rails: Sequence[Rail] = ()
+    parallel: bool = False
+    rail_timeout_s: float | None = None
+    # None: one window holding the whole reply (non-streaming generate).
+    chunk_size: int | None = 200
+    context_size: int = 0
+    stream_first: bool = True
+    max_concurrent_checks: int = 1
+    user_message: str = ""
+    config: Any = None
+
+
+@attrs.frozen(kw_only=True)
+class PipelineStatistics:
+    """How full each channel is now: where a stream is waiting (backpressure made visible)."""
+
+    tokens: trio.MemoryChannelStatistics
+    windows: trio.MemoryChannelStatistics
+    output: trio.MemoryChannelStatistics
+    usage: trio.MemoryChannelStatistics
+
+
+class Pipeline:
+    """One stream's stages. Read :attr:`output` while :meth:`run` runs in a nursery."""
+
+    def __init__(self, plan: PipelinePlan) -> None:
+        self.plan = plan
+        self.ledger = UsageLedger()
+        self._tokens = trio.open_memory_channel[GenerationEvent](CHANNEL_CAPACITY["tokens"])
+        self._windows = trio.open_memory_channel[BufferEvent](CHANNEL_CAPACITY["windows"])
+        self._output = trio.open_memory_channel[OutputEvent](CHANNEL_CAPACITY["output"])
+        self._usage = trio.open_memory_channel[LogRecord](CHANNEL_CAPACITY["usage"])
+        # Covers generation, buffering and rails; not usage, which must record the cancelled.
+        self._stages_scope = trio.CancelScope()
+
+    @property
+    def output(self) -> trio.MemoryReceiveChannel[OutputEvent]:
+        return self._output[1]
+
+    def statistics(self) -> PipelineStatistics:
+        return PipelineStatistics(
+            tokens=self._tokens[0].statistics(),
+            windows=self._windows[0].statistics(),
+            output=self._output[0].statistics(),
+            usage=self._usage[0].statistics(),
+        )
+
+    def cancel(self) -> None:
+        """Stop generating and checking now; the usage records still arrive. Idempotent."""
+        self._stages_scope.cancel()
+
+    async def run(self) -> None:
+        plan = self.plan
+        tokens_send, tokens_recv = self._tokens
+        windows_send, windows_recv = self._windows
+        output_send = self._output[0]
+        usage_send, usage_recv = self._usage
+        has_rails = bool(plan.rails)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(run_usage, usage_recv, self.ledger)
+            generation_usage, rails_usage = usage_send.clone(), usage_send.clone()
+            usage_send.close()  # the usage stage ends when both clones are closed
+            with self._stages_scope, output_send, generation_usage, rails_usage:
+                evaluator = None
+                if has_rails:
+                    context = RailContext(
+                        user_message=plan.user_message, config=plan.config, record=rails_usage.send
+                    )
+                    evaluator = WindowEvaluator(
+                        plan.rails,
+                        parallel=plan.parallel,
+                        timeout=plan.rail_timeout_s,
+                        context=context,
+                    )
+                buffer = None
+                if has_rails:
+                    size = plan.chunk_size if plan.chunk_size is not None else _WHOLE_REPLY
+                    buffer = WindowBuffer(
+                        size, plan.context_size if plan.chunk_size is not None else 0
+                    )
+                async with trio.open_nursery() as stages:
+                    stages.start_soon(
+                        run_generation, plan.provider, plan.request, tokens_send, generation_usage
+                    )
+                    stages.start_soon(
+                        _run_buffering,
+                        tokens_recv,
+                        windows_send,
+                        buffer,
+                        plan.stream_first or not has_rails,
+                    )
+                    stages.start_soon(
+                        self._run_last_stage, windows_recv, output_send, evaluator, stages
+                    )
+
+    async def _run_last_stage(
+        self,
+        inbox: trio.MemoryReceiveChannel[BufferEvent],
+        outbox: trio.MemorySendChannel[OutputEvent],
+        evaluator: WindowEvaluator | None,
+        stages: trio.Nursery,
+    ) -> None:
+        plan = self.plan
+        try:
+            await run_rails(
+                inbox,
+                outbox,
+                evaluator=evaluator,
+                stream_first=plan.stream_first or evaluator is None,
+                context_size=plan.context_size if plan.chunk_size is not None else 0,
+                max_concurrent_checks=plan.max_concurrent_checks,
+            )
+        except trio.BrokenResourceError:
+            pass  # the consumer closed its end: it wants nothing more
+        # The stream is over (ended, blocked, or abandoned): nothing upstream may keep running.
+        stages.cancel_scope.cancel()
+
+
+# A window larger than any reply: the whole reply is checked at once.
+_WHOLE_REPLY = 2**62
+
+
+async def _run_buffering(
+    inbox: trio.MemoryReceiveChannel[GenerationEvent],
+    outbox: trio.MemorySendChannel[BufferEvent],
+    buffer: WindowBuffer | None,
+    stream_first: bool,
+) -> None:
+    await run_buffering(inbox, outbox, buffer=buffer, stream_first=stream_first)

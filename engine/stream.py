@@ -1,0 +1,181 @@
+"""The object ``stream_async`` returns: an async iterator over a running pipeline.
+
+Its pipeline starts at the first ``__anext__`` and is cancelled when the stream is closed
+(``aclose()``, leaving ``async with``), when the consumer is cancelled while waiting, and
+when the stream is dropped (``break`` out of ``async for rails.stream_async(...)``).
+"""
+
+from __future__ import annotations
+
+import enum
+from typing import Any
+
+import trio
+
+from .errors import StreamStateError
+from .log import GenerationLog
+from .messages import Released, StreamEnded, StreamError, StreamFailed
+from .pipeline import Pipeline, PipelineStatistics
+
+__all__ = ["RailsStream", "StreamState"]
+
+Chunk = str | dict[str, Any]
+
+
+class StreamState(enum.Enum):
+    NEW = "new"  # nothing started yet
+    OPEN = "open"  # the pipeline is running
+    ENDED = "ended"  # the last event arrived; only a metadata chunk may remain
+    CLOSED = "closed"  # closed by the consumer, or its consumer was cancelled
+
+
+def _unwrap(exc: BaseException) -> BaseException:
+    """A lone exception out of nested nurseries, rather than groups of one."""
+    while isinstance(exc, BaseExceptionGroup) and len(exc.exceptions) == 1:
+        exc = exc.exceptions[0]
+    return exc
+
+
+class RailsStream:
+    """Guarded chunks of one reply: ``async for chunk in stream``; ``stream.log`` after it ends.
+
+    Chunks are strings (errors as their JSON); with ``include_metadata`` they are dicts:
+    ``{"text": ...}``, ``{"error": {...}}``, and last ``{"finish_reason": ..., "usage": ...}``.
+    """
+
+    def __init__(self, pipeline: Pipeline, *, include_metadata: bool = False) -> None:
+        self._pipeline = pipeline
+        self._include_metadata = include_metadata
+        self._state = StreamState.NEW
+        self._done = trio.Event()
+        self._crash: BaseException | None = None
+        self._finish_reason: str | None = None
+        self._metadata_due = False
+
+    @property
+    def state(self) -> StreamState:
+        return self._state
+
+    def statistics(self) -> PipelineStatistics:
+        return self._pipeline.statistics()
+
+    @property
+    def log(self) -> GenerationLog:
+        """The generation log: LLM calls (with usage) and rail runs. Ready once the stream ends."""
+        if not self._done.is_set():
+            raise StreamStateError("the log is ready once the stream has ended or been closed")
+        return GenerationLog.from_ledger(self._pipeline.ledger)
+
+    def __aiter__(self) -> RailsStream:
+        return self
+
+    async def __aenter__(self) -> RailsStream:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def __anext__(self) -> Chunk:
+        if self._state is StreamState.CLOSED:
+            raise StreamStateError("this stream is closed")
+        if self._state is StreamState.ENDED:
+            if self._metadata_due:
+                self._metadata_due = False
+                return self._metadata()
+            raise StopAsyncIteration
+        if self._state is StreamState.NEW:
+            self._start()
+        try:
+            event = await self._pipeline.output.receive()
+        except trio.EndOfChannel:
+            event = None
+        except BaseException:
+            # Cancelled (or interrupted) while waiting: the consumer is gone, so is the stream.
+            self._close_now()
+            raise
+        if isinstance(event, Released):
+            return {"text": event.text} if self._include_metadata else event.text
+        await self._wait_done()
+        self._state = StreamState.ENDED
+        if isinstance(event, StreamFailed):
+            self._finish_reason = event.finish_reason
+            self._metadata_due = self._include_metadata
+            return self._error_chunk(event.error)
+        if isinstance(event, StreamEnded):
+            self._finish_reason = event.finish_reason
+            if self._include_metadata:
+                return self._metadata()
+        if self._crash is not None:
+            raise self._crash
+        raise StopAsyncIteration
+
+    async def aclose(self) -> None:
+        """Stop the stream and its generation; idempotent. Returns once nothing runs for it."""
+        if self._state is StreamState.CLOSED:
+            return
+        started = self._state is not StreamState.NEW
+        self._state = StreamState.CLOSED
+        self._pipeline.cancel()
+        if started:
+            # Even a cancelled caller gets a closed stream: the wait is short, as all is cancelled.
+            with trio.CancelScope(shield=True):
+                await self._done.wait()
+        else:
+            self._done.set()
+        self._pipeline.output.close()
+
+    def __del__(self) -> None:
+        # `break` out of `async for chunk in rails.stream_async(...)` drops the last reference
+        # here: stop generating at once rather than when the lookahead fills.
+        if self._state is StreamState.OPEN and not self._done.is_set():
+            try:
+                self._pipeline.cancel()
+            except RuntimeError:  # pragma: no cover - collected outside the trio thread
+                pass
+
+    # internals
+
+    def _start(self) -> None:
+        try:
+            trio.lowlevel.current_trio_token()
+        except RuntimeError:
+            raise StreamStateError(
+                "railstream streams run under trio; iterate this stream inside trio.run(...)"
+            ) from None
+        self._state = StreamState.OPEN
+        # A system task: `async for` gives the pipeline no nursery of the caller's to live in.
+        # It is owned by this stream, cancelled by aclose()/__del__, and never outlives trio.run.
+        trio.lowlevel.spawn_system_task(self._run_pipeline, name="railstream.pipeline")
+
+    async def _run_pipeline(self) -> None:
+        try:
+            await self._pipeline.run()
+        except Exception as exc:
+            self._crash = _unwrap(exc)
+        finally:
+            self._done.set()
+
+    async def _wait_done(self) -> None:
+        try:
+            await self._done.wait()
+        except BaseException:
+            self._close_now()
+            raise
+
+    def _close_now(self) -> None:
+        self._state = StreamState.CLOSED
+        self._pipeline.cancel()
+
+    def _error_chunk(self, error: StreamError) -> Chunk:
+        return error.to_dict() if self._include_metadata else error.to_json()
+
+    def _metadata(self) -> dict[str, Any]:
+        usage = self._pipeline.ledger.main_usage()
+        return {
+            "finish_reason": self._finish_reason,
+            "usage": {
+                "prompt_tokens": usage.prompt_tokens,
+                "completion_tokens": usage.completion_tokens,
+                "total_tokens": usage.total_tokens,
+            },
+        }

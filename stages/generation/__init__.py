@@ -1,0 +1,25 @@
+"""The generation stage and its model providers."""
+
+from .base import ChatMessage as ChatMessage
+from .base import ChatProvider as ChatProvider
+from .base import ChatRequest as ChatRequest
+from .base import Completion as Completion
+from .base import ProviderOutcome as ProviderOutcome
+from .custom import IteratorProvider as IteratorProvider
+from .providers import make_provider as make_provider
+from .scripted import ScriptedProvider as ScriptedProvider
+from .scripted import split_tokens as split_tokens
+from .stage import run_generation as run_generation
+
+__all__ = [
+    "ChatMessage",
+    "ChatProvider",
+    "ChatRequest",
+    "Completion",
+    "IteratorProvider",
+    "ProviderOutcome",
+    "ScriptedProvider",
+    "make_provider",
+    "run_generation",
+    "split_tokens",
+]

@@ -1,0 +1,43 @@
+"""``generator=``: a caller's async iterator of strings used in place of the model."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+
+from engine.errors import GenerationError
+
+from .base import ChatRequest, Completion, Emit, ProviderOutcome
+
+__all__ = ["IteratorProvider"]
+
+
+class IteratorProvider:
+    """Streams what the caller's iterator yields; usage is unknown (None), never made up."""
+
+    def __init__(self, iterator: AsyncIterator[str]) -> None:
+        self._iterator = iterator
+
+    @property
+    def provider_name(self) -> str:
+        return "generator"
+
+    @property
+    def model_name(self) -> str | None:
+        return None
+
+    async def stream(self, request: ChatRequest, emit: Emit) -> ProviderOutcome:
+        iterator = self._iterator
+        try:
+            async for piece in iterator:
+                if not isinstance(piece, str):
+                    raise GenerationError(f"generator yielded {type(piece).__name__}, expected str")
+                await emit((piece,))
+        finally:
+            # Stop the caller's generator now, not whenever it is garbage collected.
+            aclose = getattr(iterator, "aclose", None)
+            if aclose is not None:
+                await aclose()
+        return ProviderOutcome()
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        raise GenerationError("a generator= stream cannot serve a whole-reply call")

@@ -1,0 +1,17 @@
+"""From a model's config entry to the provider that serves it."""
+
+from __future__ import annotations
+
+from config_schema import ModelConfig
+
+from .base import ChatProvider
+from .scripted import ScriptedProvider
+
+__all__ = ["make_provider"]
+
+
+def make_provider(model: ModelConfig) -> ChatProvider:
+    """The provider for ``model`` (its engine was checked when the config loaded)."""
+    if model.engine == "scripted":
+        return ScriptedProvider(model=model.model, parameters=model.parameters)
+    raise ValueError(f"engine {model.engine!r} has no provider")

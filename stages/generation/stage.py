@@ -1,0 +1,92 @@
+"""The generation stage: one LLM call, its tokens sent on, its usage recorded."""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import trio
+
+from engine.errors import GenerationError
+from engine.messages import (
+    GenerationEnded,
+    GenerationEvent,
+    GenerationFailed,
+    LLMCall,
+    LogRecord,
+    StreamError,
+    TokenBatch,
+    Usage,
+)
+
+from .base import ChatProvider, ChatRequest
+
+__all__ = ["run_generation"]
+
+
+async def run_generation(
+    provider: ChatProvider,
+    request: ChatRequest,
+    outbox: trio.MemorySendChannel[GenerationEvent],
+    usage: trio.MemorySendChannel[LogRecord],
+) -> None:
+    """Stream ``request`` from ``provider`` into ``outbox``; record the call in ``usage``.
+
+    Ends with :class:`GenerationEnded` or :class:`GenerationFailed`. When cancelled (a block,
+    a consumer that left), the provider is cancelled mid-call and the record says so.
+    """
+    with outbox, usage:
+        started = time.time()
+        first_token_at: float | None = None
+        streamed = 0
+
+        async def emit(tokens: Sequence[str]) -> None:
+            nonlocal first_token_at, streamed
+            # A token is a non-empty content delta; empty ones carry nothing to check.
+            batch = tuple(t for t in tokens if t)
+            if not batch:
+                return
+            if first_token_at is None:
+                first_token_at = time.time()
+            streamed += len(batch)
+            await outbox.send(TokenBatch(batch))
+
+        status: Literal["completed", "cancelled", "failed"] = "cancelled"
+        outcome_usage = Usage()
+        final: GenerationEvent | None = None
+        try:
+            outcome = await provider.stream(request, emit)
+            status, outcome_usage = "completed", outcome.usage
+            final = GenerationEnded(outcome.finish_reason)
+        except GenerationError as exc:
+            status, final = "failed", GenerationFailed(exc.payload)
+        except trio.BrokenResourceError:
+            # Downstream stopped listening: nothing more to do for this call.
+            status = "cancelled"
+        except Exception as exc:
+            # A provider bug must still end the stream with an error, never silently.
+            status = "failed"
+            detail = f"{type(exc).__name__}: {exc}"
+            final = GenerationFailed(
+                StreamError(
+                    message=detail, type="generation_error", param=None, code="generation_failed"
+                )
+            )
+        finally:
+            record = LLMCall(
+                task=request.task,
+                model=provider.model_name,
+                provider=provider.provider_name,
+                usage=outcome_usage,
+                streamed_tokens=streamed,
+                status=status,
+                started_at=started,
+                finished_at=time.time(),
+                first_token_at=first_token_at,
+            )
+            # The record must reach the ledger even when this task is being cancelled.
+            with trio.CancelScope(shield=True):
+                await usage.send(record)
+        if final is not None:
+            await outbox.send(final)

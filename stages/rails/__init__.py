@@ -1,0 +1,33 @@
+"""The output-rails stage: actions, built-in rails, window evaluation, ordered verdicts."""
+
+from .actions import ACTION_ARGUMENTS as ACTION_ARGUMENTS
+from .actions import Action as Action
+from .actions import RailResultError as RailResultError
+from .actions import interpret_result as interpret_result
+from .builtin import BUILTIN_RAIL_PROMPTS as BUILTIN_RAIL_PROMPTS
+from .builtin import SelfCheckOutput as SelfCheckOutput
+from .builtin import parse_judge_answer as parse_judge_answer
+from .context import Rail as Rail
+from .context import RailContext as RailContext
+from .context import RailResult as RailResult
+from .evaluator import ActionRail as ActionRail
+from .evaluator import Verdict as Verdict
+from .evaluator import WindowEvaluator as WindowEvaluator
+from .stage import run_rails as run_rails
+
+__all__ = [
+    "ACTION_ARGUMENTS",
+    "Action",
+    "ActionRail",
+    "BUILTIN_RAIL_PROMPTS",
+    "Rail",
+    "RailContext",
+    "RailResult",
+    "RailResultError",
+    "SelfCheckOutput",
+    "Verdict",
+    "WindowEvaluator",
+    "interpret_result",
+    "parse_judge_answer",
+    "run_rails",
+]

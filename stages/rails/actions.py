@@ -1,0 +1,72 @@
+"""Actions: user callables that decide whether a window of output may pass."""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import attrs
+
+__all__ = ["ACTION_ARGUMENTS", "Action", "RailResultError", "interpret_result"]
+
+# What railstream can hand an action, by parameter name.
+ACTION_ARGUMENTS = ("bot_message", "user_message", "context", "config")
+
+
+class RailResultError(TypeError):
+    """An action returned something that is neither a verdict nor a result object."""
+
+
+@attrs.frozen
+class Action:
+    """A registered action, with the arguments it asks for worked out once."""
+
+    name: str
+    fn: Callable[..., Any]
+    wants: tuple[str, ...] | None  # None: it takes **kwargs, so it gets everything
+
+    @classmethod
+    def from_callable(cls, fn: Callable[..., Any], name: str) -> Action:
+        if not callable(fn):
+            raise TypeError(f"action {name!r} is not callable: {fn!r}")
+        try:
+            signature = inspect.signature(fn)
+        except (TypeError, ValueError):
+            return cls(name=name, fn=fn, wants=None)
+        wants: list[str] = []
+        for param in signature.parameters.values():
+            if param.kind is param.VAR_KEYWORD:
+                return cls(name=name, fn=fn, wants=None)
+            if param.name in ACTION_ARGUMENTS and param.kind is not param.POSITIONAL_ONLY:
+                wants.append(param.name)
+            elif param.default is param.empty and param.kind is not param.VAR_POSITIONAL:
+                raise TypeError(
+                    f"action {name!r} requires parameter {param.name!r}, which railstream does not "
+                    f"provide (it passes, by name: {', '.join(ACTION_ARGUMENTS)})"
+                )
+        return cls(name=name, fn=fn, wants=tuple(wants))
+
+    async def __call__(self, arguments: Mapping[str, Any]) -> Any:
+        if self.wants is None:
+            result = self.fn(**arguments)
+        else:
+            result = self.fn(**{k: arguments[k] for k in self.wants})
+        if inspect.isawaitable(result):
+            result = await result
+        return result
+
+
+def interpret_result(value: Any) -> tuple[bool, str | None]:
+    """``(allowed, reason)`` from what an action returned: a bool, or ``.is_blocked``."""
+    if isinstance(value, bool):
+        return value, None
+    if hasattr(value, "is_blocked"):
+        blocked = value.is_blocked
+        if not isinstance(blocked, bool):
+            raise RailResultError(f"result.is_blocked is {type(blocked).__name__}, expected bool")
+        reason = getattr(value, "reason", None)
+        return not blocked, None if reason is None else str(reason)
+    raise RailResultError(
+        f"returned {type(value).__name__}, expected bool (True = allowed) or an object with .is_blocked"
+    )

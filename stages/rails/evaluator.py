@@ -1,0 +1,126 @@
+"""Running a window through the output rails: in order, or all at once, each with a timeout."""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from collections.abc import Sequence
+from typing import Literal
+
+import attrs
+import trio
+
+from engine.messages import RailRun, StreamError, Window
+
+from .actions import Action, interpret_result
+from .context import Rail, RailContext, RailResult
+
+__all__ = ["ActionRail", "Verdict", "WindowEvaluator"]
+
+
+class ActionRail:
+    """A flow served by a registered action (``check no secrets`` -> ``check_no_secrets``)."""
+
+    def __init__(self, name: str, action: Action) -> None:
+        self.name = name
+        self.action_name = action.name
+        self._action = action
+
+    async def check(self, window: Window, context: RailContext) -> RailResult:
+        text = window.text
+        arguments = {
+            "bot_message": text,
+            "user_message": context.user_message,
+            "context": {
+                "bot_message": text,
+                "user_message": context.user_message,
+                "window_index": window.index,
+                **context.extra,
+            },
+            "config": context.config,
+        }
+        value = await self._action(arguments)
+        allowed, reason = interpret_result(value)
+        return RailResult(allowed=allowed, reason=reason, return_value=value)
+
+
+@attrs.frozen
+class Verdict:
+    """A window's outcome: allowed, or the error that ends the stream."""
+
+    error: StreamError | None = None
+
+    @property
+    def allowed(self) -> bool:
+        return self.error is None
+
+
+class WindowEvaluator:
+    """Applies every rail to a window; a rail that raises or runs too long fails closed."""
+
+    def __init__(
+        self, rails: Sequence[Rail], *, parallel: bool, timeout: float | None, context: RailContext
+    ) -> None:
+        self._rails = tuple(rails)
+        self._parallel = parallel and len(self._rails) > 1
+        self._timeout = math.inf if timeout is None else timeout
+        self._context = context
+
+    @property
+    def rails(self) -> tuple[Rail, ...]:
+        return self._rails
+
+    async def evaluate(self, window: Window) -> Verdict:
+        if not self._parallel:
+            for rail in self._rails:
+                error = await self._run(rail, window)
+                if error is not None:
+                    return Verdict(error)
+            return Verdict()
+        first: StreamError | None = None
+
+        async def run(rail: Rail, nursery: trio.Nursery) -> None:
+            nonlocal first
+            error = await self._run(rail, window)
+            if error is not None and first is None:
+                first = error
+                nursery.cancel_scope.cancel()  # the first block decides; stop the others
+
+        async with trio.open_nursery() as nursery:
+            for rail in self._rails:
+                nursery.start_soon(run, rail, nursery)
+        return Verdict(first)
+
+    async def _run(self, rail: Rail, window: Window) -> StreamError | None:
+        started = time.time()
+        verdict: Literal["pass", "block", "error"]
+        result: RailResult | None = None
+        detail = ""
+        with trio.move_on_after(self._timeout) as scope:
+            try:
+                result = await rail.check(window, self._context)
+            except Exception as exc:  # fail closed: a broken rail blocks
+                detail = f"{type(exc).__name__}: {exc}"
+        if result is not None:
+            verdict = "pass" if result.allowed else "block"
+            error = None if result.allowed else StreamError.blocked(rail.name)
+            reason = result.reason
+        else:
+            if scope.cancelled_caught:
+                detail = f"timed out after {self._timeout:g}s"
+            verdict, error, reason = "error", StreamError.rail_failed(rail.name, detail), detail
+        with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
+            await self._context.record(
+                RailRun(
+                    rail=rail.name,
+                    action=rail.action_name,
+                    window_index=window.index,
+                    verdict=verdict,
+                    started_at=started,
+                    finished_at=time.time(),
+                    reason=reason,
+                    return_value=None if result is None else result.return_value,
+                )
+            )
+        return error
