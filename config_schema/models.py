@@ -103,12 +103,18 @@ class RailsConfig:
 
     @classmethod
     def from_content(
-        cls, yaml_content: str | None = None, *, prompts_content: str | None = None
+        cls,
+        colang_content: str | None = None,
+        yaml_content: str | None = None,
+        *,
+        prompts_content: str | None = None,
     ) -> RailsConfig:
-        """Load a config from YAML text (as config.yml would hold it)."""
+        """Load a config from YAML text (as config.yml would hold it); Colang is refused."""
         from .loader import load_content
 
-        return load_content(yaml_content or "", prompts_content=prompts_content)
+        return load_content(
+            yaml_content or "", prompts_content=prompts_content, colang_content=colang_content
+        )
 
     def model(self, model_type: str) -> ModelConfig | None:
         """The model configured for ``model_type`` (``main``, or a task name), if any."""

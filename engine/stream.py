@@ -36,6 +36,31 @@ def _unwrap(exc: BaseException) -> BaseException:
     return exc
 
 
+class _Runner:
+    """Runs a stream's pipeline as a system task.
+
+    Kept apart from the stream on purpose: the task holds the runner, never the stream, so a
+    dropped stream is collected at once and its ``__del__`` can cancel the pipeline.
+    """
+
+    def __init__(self, pipeline: Pipeline) -> None:
+        self.pipeline = pipeline
+        self.done = trio.Event()
+        self.crash: BaseException | None = None
+
+    def start(self) -> None:
+        trio.lowlevel.spawn_system_task(self._run, name="railstream.pipeline")
+
+    async def _run(self) -> None:
+        try:
+            await self.pipeline.run()
+        except Exception as exc:
+            # Handed to the consumer, which re-raises it from __anext__.
+            self.crash = _unwrap(exc)
+        finally:
+            self.done.set()
+
+
 class RailsStream:
     """Guarded chunks of one reply: ``async for chunk in stream``; ``stream.log`` after it ends.
 
@@ -45,10 +70,10 @@ class RailsStream:
 
     def __init__(self, pipeline: Pipeline, *, include_metadata: bool = False) -> None:
         self._pipeline = pipeline
+        self._runner = _Runner(pipeline)
+        self._done = self._runner.done
         self._include_metadata = include_metadata
         self._state = StreamState.NEW
-        self._done = trio.Event()
-        self._crash: BaseException | None = None
         self._finish_reason: str | None = None
         self._metadata_due = False
 
@@ -105,8 +130,8 @@ class RailsStream:
             self._finish_reason = event.finish_reason
             if self._include_metadata:
                 return self._metadata()
-        if self._crash is not None:
-            raise self._crash
+        if self._runner.crash is not None:
+            raise self._runner.crash
         raise StopAsyncIteration
 
     async def aclose(self) -> None:
@@ -145,15 +170,7 @@ class RailsStream:
         self._state = StreamState.OPEN
         # A system task: `async for` gives the pipeline no nursery of the caller's to live in.
         # It is owned by this stream, cancelled by aclose()/__del__, and never outlives trio.run.
-        trio.lowlevel.spawn_system_task(self._run_pipeline, name="railstream.pipeline")
-
-    async def _run_pipeline(self) -> None:
-        try:
-            await self._pipeline.run()
-        except Exception as exc:
-            self._crash = _unwrap(exc)
-        finally:
-            self._done.set()
+        self._runner.start()
 
     async def _wait_done(self) -> None:
         try:

@@ -85,19 +85,31 @@ async def run_buffering(
     ahead of their window, so the consumer sees them without waiting for checks.
     """
     with inbox, outbox:
-        async for event in inbox:
-            if isinstance(event, TokenBatch):
-                if stream_first or buffer is None:
-                    await outbox.send(Passthrough(event.tokens))
-                if buffer is not None:
-                    for window in buffer.push(event.tokens):
-                        await outbox.send(window)
-                continue
-            last = buffer.finish() if buffer is not None else None
-            if last is not None:
-                await outbox.send(last)
-            if isinstance(event, GenerationEnded):
-                await outbox.send(EndOfTokens(event.finish_reason))
-            elif isinstance(event, GenerationFailed):
-                await outbox.send(EndOfTokens("error", event.error))
-            return
+        try:
+            await _cut_windows(inbox, outbox, buffer, stream_first)
+        except trio.BrokenResourceError:
+            pass  # the rails stage has finished (a block, or the consumer left): so are we
+
+
+async def _cut_windows(
+    inbox: trio.MemoryReceiveChannel[GenerationEvent],
+    outbox: trio.MemorySendChannel[BufferEvent],
+    buffer: WindowBuffer | None,
+    stream_first: bool,
+) -> None:
+    async for event in inbox:
+        if isinstance(event, TokenBatch):
+            if stream_first or buffer is None:
+                await outbox.send(Passthrough(event.tokens))
+            if buffer is not None:
+                for window in buffer.push(event.tokens):
+                    await outbox.send(window)
+            continue
+        last = buffer.finish() if buffer is not None else None
+        if last is not None:
+            await outbox.send(last)
+        if isinstance(event, GenerationEnded):
+            await outbox.send(EndOfTokens(event.finish_reason))
+        elif isinstance(event, GenerationFailed):
+            await outbox.send(EndOfTokens("error", event.error))
+        return

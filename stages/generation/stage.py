@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import time
 from collections.abc import Sequence
 from typing import Literal
@@ -85,8 +86,12 @@ async def run_generation(
                 finished_at=time.time(),
                 first_token_at=first_token_at,
             )
-            # The record must reach the ledger even when this task is being cancelled.
-            with trio.CancelScope(shield=True):
+            # The record must reach the ledger even when this task is being cancelled; only
+            # if the usage stage itself is gone (trio.run shutting down) is there nowhere to go.
+            with trio.CancelScope(shield=True), contextlib.suppress(trio.BrokenResourceError):
                 await usage.send(record)
         if final is not None:
-            await outbox.send(final)
+            try:
+                await outbox.send(final)
+            except trio.BrokenResourceError:
+                pass  # downstream already finished: the end of the reply changes nothing
