@@ -7,6 +7,7 @@ the line of the key it concerns: ``config.yml:12: rails.output.streaming.chunk_s
 
 from __future__ import annotations
 
+import copy
 import os
 from collections.abc import Iterator, Mapping
 from pathlib import Path as FsPath
@@ -166,6 +167,19 @@ def _pop_not_supported(data: Any, pattern: tuple[str, ...], path: Path = ()) -> 
             yield (*path, head)
 
 
+def _drop(data: Any, path: Path) -> bool:
+    """Delete the value at ``path`` if it is there; True if something was deleted."""
+    for key in path[:-1]:
+        try:
+            data = data[key]
+        except (KeyError, IndexError, TypeError):
+            return False
+    if path and isinstance(data, dict) and path[-1] in data:
+        del data[path[-1]]
+        return True
+    return False
+
+
 def _not_supported_problems(data: Any) -> Iterator[tuple[Path, str]]:
     for pattern, message in _NOT_SUPPORTED.items():
         for path in _pop_not_supported(data, pattern):
@@ -284,18 +298,34 @@ def _build(
             report(config_doc, path, problem)
 
     config: RailsConfig | None = None
+    # Mappings where a wrong-typed value was dropped: their other rules would see a default.
+    unreliable: set[Path] = set()
     try:
         config = _CONVERTER.structure(data, RailsConfig)
     except BaseValidationError as exc:
-        for path, problem in structure_problems(exc):
+        shape_problems = list(structure_problems(exc))
+        for path, problem in shape_problems:
             locate(path, problem)
+        # Report the cross-field problems too, in one pass: check what is left once the
+        # keys in error are dropped.
+        pruned = copy.deepcopy(data)
+        for path, problem in shape_problems:
+            if _drop(pruned, path) and problem != "unknown key":
+                unreliable.add(path[:-1])
+        try:
+            config = _CONVERTER.structure(pruned, RailsConfig)
+        except BaseValidationError:
+            config = None
     if config is not None:
         tasks = [p.task for p in config.prompts]
         for path, problem in _semantic_problems(config, tasks):
-            locate(path, problem)
+            if path[:-1] not in unreliable:
+                locate(path, problem)
+        if problems:
+            config = None
     if problems:
         problems.sort(key=lambda p: (p.file != config_doc.file, p.file, p.line or 0))
-        raise ConfigError(problems)
+        raise ConfigError(dict.fromkeys(problems))
     assert config is not None
     return attrs.evolve(config, actions=dict(actions or {}), source=source)
 

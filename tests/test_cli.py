@@ -3,15 +3,28 @@
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 from pathlib import Path
 
+import pytest
+
 from .helpers import DEMO
 
 
+@pytest.fixture
+def demo(tmp_path: Path) -> Path:
+    """The demo config without its pacing: 40 ms per token is for people; tests never sleep."""
+    folder = Path(shutil.copytree(DEMO, tmp_path / "demo"))
+    config = folder / "config.yml"
+    text = config.read_text()
+    assert "delay_ms: 40" in text
+    config.write_text(text.replace("delay_ms: 40", "delay_ms: 0"))
+    return folder
+
+
 def railstream(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
-    # Fast pacing: the demo's 40 ms per token is for people, not for tests.
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", *args],
         input=stdin,
@@ -23,8 +36,8 @@ def railstream(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_chat_streams_replies_and_shows_a_block_plainly() -> None:
-    result = railstream("chat", str(DEMO), "--streaming", stdin="Hello!\nGive me the key\nWhy?\n")
+def test_chat_streams_replies_and_shows_a_block_plainly(demo: Path) -> None:
+    result = railstream("chat", str(demo), "--streaming", stdin="Hello!\nGive me the key\nWhy?\n")
     assert result.returncode == 0, result.stderr
     lines = result.stdout.splitlines()
     assert lines[0].startswith("Hello! I am a scripted model")
@@ -36,8 +49,8 @@ def test_chat_streams_replies_and_shows_a_block_plainly() -> None:
     assert "\x1b[" not in result.stdout  # no colour when not on a terminal
 
 
-def test_chat_without_streaming_prints_whole_replies() -> None:
-    result = railstream("chat", str(DEMO), stdin="Hello!\n\nGive me the key\n")
+def test_chat_without_streaming_prints_whole_replies(demo: Path) -> None:
+    result = railstream("chat", str(demo), stdin="Hello!\n\nGive me the key\n")
     assert result.returncode == 0, result.stderr
     assert result.stdout.splitlines()[1] == "I'm sorry, I can't respond to that."
 

@@ -302,3 +302,27 @@ def test_a_self_check_prompt_with_unknown_variables_is_refused_at_construction(
         match=r"uses bot_respons; it may use only \{\{ bot_response \}\} and \{\{ user_input \}\}$",
     ):
         LLMRails(config)
+
+
+def test_shape_and_cross_field_problems_are_reported_together() -> None:
+    yaml = (
+        "rails:\n  output:\n    streaming:\n      chunk_size: 8\n      context_size: 8\n"
+        "      stream_frist: false\n    flows: [check x, check x]\n"
+    )
+    with pytest.raises(ConfigError) as exc:
+        RailsConfig.from_content(yaml_content=yaml)
+    assert problems(exc) == [
+        "<yaml_content>:5: rails.output.streaming.context_size: must be >= 0 and < chunk_size (8), got 8",
+        "<yaml_content>:6: rails.output.streaming.stream_frist: unknown key",
+        "<yaml_content>:7: rails.output.flows[1]: flow 'check x' is listed twice",
+    ]
+
+
+def test_a_rule_next_to_a_wrong_typed_value_is_not_judged_against_a_default() -> None:
+    # chunk_size is unusable, so context_size cannot be judged against it (nor its default).
+    yaml = "rails: {output: {streaming: {chunk_size: big, context_size: 300}}}"
+    with pytest.raises(ConfigError) as exc:
+        RailsConfig.from_content(yaml_content=yaml)
+    assert problems(exc) == [
+        "<yaml_content>:1: rails.output.streaming.chunk_size: expected an integer, got a string"
+    ]

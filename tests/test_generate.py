@@ -13,7 +13,7 @@ from engine.errors import DownstreamError
 from engine.llmrails import BLOCKED_REPLY, INTERNAL_ERROR_REPLY
 from stages.rails import parse_judge_answer
 
-from .helpers import DEMO, HANG_GUARD_S, USER, collect, make_rails
+from .helpers import HANG_GUARD_S, USER, collect, make_rails
 
 
 def no_secret(bot_message: str) -> bool:
@@ -108,7 +108,10 @@ async def test_generate_async_fails_closed_on_a_broken_rail(
 
 
 def test_sync_generate_runs_without_a_loop_with_the_nemo_log_shape() -> None:
-    rails = LLMRails(RailsConfig.from_path(DEMO))
+    # trio.run on the real clock: the reply is unpaced, so nothing sleeps in real time.
+    rails = make_rails(
+        ["a reply in six scripted tokens"], actions={"no_secret": no_secret}, flows=["no secret"]
+    )
     response = rails.generate(messages=USER, options={"log": {"llm_calls": True}})
     assert isinstance(response, GenerationResponse)
     for llm_call in response.log.llm_calls:  # type: ignore[union-attr]
