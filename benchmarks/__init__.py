@@ -1,0 +1,1 @@
+"""railstream's benchmarks; each module runs as ``python -m benchmarks.<name>``."""
