@@ -188,7 +188,9 @@ def main() -> None:
     )
     for name, streaming in CONFIGS.items():
         print(f"{name:28} {memory(streaming, args.streams):>8.1f}")
-    print(f"\n(latency and memory: single runs; python {sys.version.split()[0]}, trio {trio.__version__})")
+    print(
+        f"\n(latency and memory: single runs; python {sys.version.split()[0]}, trio {trio.__version__})"
+    )
 
 
 if __name__ == "__main__":

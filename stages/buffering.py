@@ -91,20 +91,41 @@ async def run_buffering(
             pass  # the rails stage has finished (a block, or the consumer left): so are we
 
 
+def _coalesce(
+    inbox: trio.MemoryReceiveChannel[GenerationEvent], batch: TokenBatch
+) -> tuple[tuple[str, ...], GenerationEvent]:
+    """The tokens of ``batch`` and of the batches queued behind it, and the first other event
+    found there (or ``batch`` itself if there is none)."""
+    tokens = batch.tokens
+    while True:
+        try:
+            queued = inbox.receive_nowait()
+        except (trio.WouldBlock, trio.EndOfChannel):
+            return tokens, batch
+        if not isinstance(queued, TokenBatch):
+            return tokens, queued
+        tokens += queued.tokens
+
+
 async def _cut_windows(
     inbox: trio.MemoryReceiveChannel[GenerationEvent],
     outbox: trio.MemorySendChannel[BufferEvent],
     buffer: WindowBuffer | None,
     stream_first: bool,
 ) -> None:
-    async for event in inbox:
+    async for first in inbox:
+        event: GenerationEvent = first
         if isinstance(event, TokenBatch):
+            # Take every batch already waiting too: under load, fewer and larger messages
+            # move on, so the cost per token falls as the rate rises; when idle, nothing waits.
+            tokens, event = _coalesce(inbox, event)
             if stream_first or buffer is None:
-                await outbox.send(Passthrough(event.tokens))
+                await outbox.send(Passthrough(tokens))
             if buffer is not None:
-                for window in buffer.push(event.tokens):
+                for window in buffer.push(tokens):
                     await outbox.send(window)
-            continue
+            if isinstance(event, TokenBatch):
+                continue
         last = buffer.finish() if buffer is not None else None
         if last is not None:
             await outbox.send(last)

@@ -95,10 +95,16 @@ class _RailsStage:
         self, queue: trio.MemorySendChannel[_Check | EndOfTokens], nursery: trio.Nursery
     ) -> None:
         with queue:
-            async for event in self._inbox:
+            async for first in self._inbox:
+                event: BufferEvent = first
                 if isinstance(event, Passthrough):
-                    await self._outbox.send(Released("".join(event.tokens)))
-                elif isinstance(event, Window):
+                    # Released together with any passthrough queued behind it (as buffering
+                    # does with token batches): one message for all that is ready.
+                    text, event = self._coalesce_passthrough(event)
+                    await self._outbox.send(Released(text))
+                    if isinstance(event, Passthrough):
+                        continue
+                if isinstance(event, Window):
                     await self._slots.acquire()
                     check = _Check(event)
                     nursery.start_soon(self._check, check)
@@ -106,6 +112,17 @@ class _RailsStage:
                 else:
                     await queue.send(event)
                     return
+
+    def _coalesce_passthrough(self, passthrough: Passthrough) -> tuple[str, BufferEvent]:
+        parts = ["".join(passthrough.tokens)]
+        while True:
+            try:
+                queued = self._inbox.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                return "".join(parts), passthrough
+            if not isinstance(queued, Passthrough):
+                return "".join(parts), queued
+            parts.append("".join(queued.tokens))
 
     async def _check(self, check: _Check) -> None:
         assert self._evaluator is not None  # windows come only when there are rails
