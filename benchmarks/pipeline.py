@@ -66,12 +66,11 @@ CONFIGS: dict[str, str | None] = {
 
 
 def make_rails(streaming: str | None, provider: StampingProvider) -> LLMRails:
-    yaml = "models: [{type: main, engine: scripted, parameters: {responses: [unused]}}]\n"
+    yaml = ""
     if streaming is not None:
         yaml += "rails: {output: {flows: [check no secrets], streaming: " + streaming + "}}\n"
-    rails = LLMRails(RailsConfig.from_content(yaml_content=yaml))
+    rails = LLMRails(RailsConfig.from_content(yaml_content=yaml), llm=provider)
     rails.register_action(check_no_secrets)
-    rails._providers["main"] = provider  # the benchmark's own model, in place of the scripted one
     return rails
 
 

@@ -71,10 +71,13 @@ class LLMRails:
         print(chunk, end="")
     """
 
-    def __init__(self, config: RailsConfig) -> None:
+    def __init__(self, config: RailsConfig, llm: ChatProvider | None = None) -> None:
+        """``llm``: a model of your own to use as ``main`` (see ``stages.generation.ChatProvider``)."""
         self.config = config
         self._actions: dict[str, Action] = {}
         self._providers: dict[str, ChatProvider] = {m.type: make_provider(m) for m in config.models}
+        if llm is not None:
+            self._providers["main"] = llm
         self._builtin: dict[str, Rail] = {}
         for flow in config.rails.output.flows:
             task = BUILTIN_RAIL_PROMPTS.get(flow)

@@ -13,7 +13,7 @@ from engine.errors import DownstreamError
 from engine.llmrails import BLOCKED_REPLY, INTERNAL_ERROR_REPLY
 from stages.rails import parse_judge_answer
 
-from .helpers import HANG_GUARD_S, USER, collect, make_rails
+from .helpers import HANG_GUARD_S, USER, BatchProvider, collect, make_rails
 
 
 def no_secret(bot_message: str) -> bool:
@@ -162,12 +162,11 @@ async def test_streaming_handler_gets_guarded_chunks_and_the_error(
 async def test_generate_async_raises_provider_errors(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    rails = make_rails(["x"])
+    class Unauthorized(BatchProvider):
+        async def stream(self, request: object, emit: object) -> object:
+            raise DownstreamError(401, "invalid api key")
 
-    async def failing_provider_stream(request: object, emit: object) -> object:
-        raise DownstreamError(401, "invalid api key")
-
-    rails.provider("main").stream = failing_provider_stream  # type: ignore[union-attr,method-assign]
+    rails = LLMRails(RailsConfig.from_content(yaml_content=""), llm=Unauthorized([]))
     with (
         trio.fail_after(HANG_GUARD_S),
         pytest.raises(DownstreamError, match=r"^invalid api key$") as exc,
