@@ -18,6 +18,7 @@ recorded too.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from functools import partial
 from typing import Any
 
 import attrs
@@ -127,11 +128,13 @@ class Pipeline:
                         run_generation, plan.provider, plan.request, tokens_send, generation_usage
                     )
                     stages.start_soon(
-                        _run_buffering,
-                        tokens_recv,
-                        windows_send,
-                        buffer,
-                        plan.stream_first or not has_rails,
+                        partial(
+                            run_buffering,
+                            tokens_recv,
+                            windows_send,
+                            buffer=buffer,
+                            stream_first=plan.stream_first or not has_rails,
+                        )
                     )
                     stages.start_soon(
                         self._run_last_stage, windows_recv, output_send, evaluator, stages
@@ -162,12 +165,3 @@ class Pipeline:
 
 # A window larger than any reply: the whole reply is checked at once.
 _WHOLE_REPLY = 2**62
-
-
-async def _run_buffering(
-    inbox: trio.MemoryReceiveChannel[GenerationEvent],
-    outbox: trio.MemorySendChannel[BufferEvent],
-    buffer: WindowBuffer | None,
-    stream_first: bool,
-) -> None:
-    await run_buffering(inbox, outbox, buffer=buffer, stream_first=stream_first)
