@@ -4,12 +4,85 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping
 from typing import Any
+from urllib.parse import urlsplit
 
-from .converter import Path, type_name
+import attrs
+from cattrs.errors import BaseValidationError
 
-__all__ = ["SUPPORTED_ENGINES", "engine_parameter_problems"]
+from .converter import Path, make_converter, structure_problems, type_name
 
-SUPPORTED_ENGINES = ("scripted",)
+__all__ = ["OpenAISettings", "SUPPORTED_ENGINES", "engine_parameter_problems"]
+
+SUPPORTED_ENGINES = ("openai", "scripted")
+
+
+@attrs.frozen(kw_only=True)
+class OpenAISettings:
+    """``engine: openai``: how railstream talks to an OpenAI-compatible server.
+
+    These keys of ``parameters`` are railstream's; every other key (temperature, max_tokens,
+    stop, seed, ...) is sent in the request body as it is.
+    """
+
+    base_url: str = "https://api.openai.com/v1"
+    api_key: str | None = attrs.field(default=None, repr=False)  # never shown
+    stream_usage: bool = True  # false for servers that reject stream_options
+    connect_timeout_s: float = 10.0
+    first_token_timeout_s: float = 60.0
+    idle_timeout_s: float = 30.0
+    max_retries: int = 2
+    retry_backoff_s: float = 0.5
+    max_connections: int = 100
+    max_keepalive_connections: int = 20
+    body: Mapping[str, Any] = attrs.field(factory=dict)
+
+    @classmethod
+    def from_parameters(cls, params: Mapping[str, Any]) -> OpenAISettings:
+        """Settings from a model's (validated) parameters."""
+        known = {k: v for k, v in params.items() if k in _OPENAI_KEYS}
+        body = {k: v for k, v in params.items() if k not in _OPENAI_KEYS}
+        return attrs.evolve(_CONVERTER.structure(known, cls), body=body)
+
+
+_OPENAI_KEYS = frozenset(f.name for f in attrs.fields(OpenAISettings)) - {"body"}
+# The request body keys railstream sets itself.
+_RESERVED = {
+    "model": "set it as the model's model:",
+    "messages": "",
+    "stream": "",
+    "stream_options": "use stream_usage",
+}
+_CONVERTER = make_converter()
+
+
+def _openai_problems(params: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:
+    for key in params:
+        if key in _RESERVED:
+            hint = _RESERVED[key]
+            yield (key,), "is set by railstream" + (f" ({hint})" if hint else "")
+    if params.get("n", 1) != 1:
+        yield ("n",), "railstream streams one choice: n must be 1"
+    known = {k: v for k, v in params.items() if k in _OPENAI_KEYS}
+    try:
+        settings = _CONVERTER.structure(known, OpenAISettings)
+    except BaseValidationError as exc:
+        yield from structure_problems(exc)
+        return
+    url = urlsplit(settings.base_url)
+    if url.scheme not in ("http", "https") or not url.netloc:
+        yield (
+            ("base_url",),
+            f"expected an http(s) URL such as http://127.0.0.1:8000/v1, got {settings.base_url!r}",
+        )
+    for name in ("connect_timeout_s", "first_token_timeout_s", "idle_timeout_s"):
+        if getattr(settings, name) <= 0:
+            yield (name,), f"must be > 0, got {getattr(settings, name)}"
+    for name in ("max_retries", "retry_backoff_s", "max_keepalive_connections"):
+        if getattr(settings, name) < 0:
+            yield (name,), f"must be >= 0, got {getattr(settings, name)}"
+    if settings.max_connections < 1:
+        yield ("max_connections",), f"must be >= 1, got {settings.max_connections}"
+
 
 _SCRIPTED_KEYS = {"responses", "delay_ms", "report_usage"}
 
@@ -52,3 +125,5 @@ def engine_parameter_problems(engine: str, params: Mapping[str, Any]) -> Iterato
     """Problems with ``parameters`` for ``engine``, as paths relative to ``parameters``."""
     if engine == "scripted":
         yield from _scripted_problems(params)
+    elif engine == "openai":
+        yield from _openai_problems(params)

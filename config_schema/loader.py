@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import copy
 import os
+import re
 from collections.abc import Iterator, Mapping
 from pathlib import Path as FsPath
 from typing import Any
@@ -167,6 +168,48 @@ def _pop_not_supported(data: Any, pattern: tuple[str, ...], path: Path = ()) -> 
             yield (*path, head)
 
 
+_ENV_REF = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)(?::-([^}]*))?\}")
+
+
+def _expand(text: str, environ: Mapping[str, str]) -> tuple[str, list[str]]:
+    """``text`` with its ``${VAR}`` references expanded, and the names that were not set."""
+    missing: list[str] = []
+
+    def one(match: re.Match[str]) -> str:
+        name, default = match.group(1), match.group(2)
+        if name in environ:
+            return environ[name]
+        if default is not None:
+            return default
+        missing.append(name)
+        return ""
+
+    return _ENV_REF.sub(one, text), missing
+
+
+def _interpolate(value: Any, path: Path, environ: Mapping[str, str]) -> Iterator[tuple[Path, str]]:
+    """Expand ``${VAR}`` / ``${VAR:-default}`` in place in the strings under ``value``."""
+    items: Any = (
+        value.items()
+        if isinstance(value, dict)
+        else enumerate(value)
+        if isinstance(value, list)
+        else ()
+    )
+    for key, item in list(items):
+        if isinstance(item, str) and "${" in item:
+            expanded, missing = _expand(item, environ)
+            if not missing:  # else keep the reference, so no second error follows from a blank
+                value[key] = expanded
+            for name in missing:
+                yield (
+                    (*path, key),
+                    f"environment variable {name} is not set (write ${{{name}:-default}} for a default)",
+                )
+        elif isinstance(item, dict | list):
+            yield from _interpolate(item, (*path, key), environ)
+
+
 def _drop(data: Any, path: Path) -> bool:
     """Delete the value at ``path`` if it is there; True if something was deleted."""
     for key in path[:-1]:
@@ -201,6 +244,11 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
             )
         for sub, problem in engine_parameter_problems(model.engine, model.parameters):
             yield ("models", i, "parameters", *sub), problem
+        if model.engine == "openai" and not model.model:
+            yield (
+                ("models", i, "model"),
+                "required for engine openai: the model name the server serves",
+            )
 
     output = config.rails.output
     streaming = output.streaming
@@ -265,6 +313,10 @@ def _build(
     data = _plain(config_doc.root)
     for path, problem in _not_supported_problems(data):
         report(config_doc, path, problem)
+    # Endpoints and model names often come from the environment (one config, many deployments).
+    if isinstance(data.get("models"), list):
+        for path, problem in _interpolate(data["models"], ("models",), os.environ):
+            report(config_doc, path, problem)
 
     # Prompts from prompts.yml are appended to config.yml's; remember where each one came from.
     prompt_origin: list[tuple[_Document, int]] = [

@@ -6,7 +6,10 @@
     ├── InvalidRequestError          bad messages, prompt or options (ValueError)
     ├── StreamStateError             a stream used out of turn: closed, or log read too early
     └── GenerationError              the model failed; ``.payload`` is the in-stream error
-        └── DownstreamError          the provider answered with an error status
+        ├── DownstreamError          the provider answered with an error status (code: status)
+        ├── ProviderConnectionError  the provider could not be reached, or the request not sent
+        ├── ProviderTimeoutError     the provider went silent: no first token, or a stall
+        └── ProviderProtocolError    the reply broke off, or was not what the API promises
 
 ``ConfigError`` (a ``ValueError``, from ``config_schema``) covers bad configurations.
 Streams never raise for a block or a model failure: those arrive as an error chunk.
@@ -18,6 +21,9 @@ from .messages import StreamError
 
 __all__ = [
     "DownstreamError",
+    "ProviderConnectionError",
+    "ProviderProtocolError",
+    "ProviderTimeoutError",
     "GenerationError",
     "InvalidRequestError",
     "RailNotFoundError",
@@ -76,3 +82,15 @@ class DownstreamError(GenerationError):
         return StreamError(
             message=self.detail, type="downstream_error", param=None, code=self.status
         )
+
+
+class ProviderConnectionError(GenerationError):
+    """The provider could not be reached (refused, DNS, TLS), or the request not sent."""
+
+
+class ProviderTimeoutError(GenerationError):
+    """The provider sent nothing for too long: before its first token, or between tokens."""
+
+
+class ProviderProtocolError(GenerationError):
+    """The reply broke off mid-way, or was not the OpenAI wire format (malformed SSE/JSON)."""

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import functools
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any
 
@@ -11,7 +10,15 @@ import trio
 
 from config_schema import RailsConfig
 from config_schema.actions import ACTION_NAME_ATTR
-from stages.generation import ChatProvider, ChatRequest, IteratorProvider, make_provider
+from config_schema.engines import OpenAISettings
+from stages.generation import (
+    ChatProvider,
+    ChatRequest,
+    HttpClients,
+    IteratorProvider,
+    WholeReply,
+    make_provider,
+)
 from stages.rails import BUILTIN_RAIL_PROMPTS, Action, ActionRail, Rail, SelfCheckOutput
 
 from .errors import (
@@ -75,7 +82,20 @@ class LLMRails:
         """``llm``: a model of your own to use as ``main`` (see ``stages.generation.ChatProvider``)."""
         self.config = config
         self._actions: dict[str, Action] = {}
-        self._providers: dict[str, ChatProvider] = {m.type: make_provider(m) for m in config.models}
+        main = config.model("main")
+        settings = (
+            OpenAISettings.from_parameters(main.parameters)
+            if main and main.engine == "openai"
+            else OpenAISettings()
+        )
+        # One connection pool for every model of this facade, sized by the main model's settings.
+        self._http = HttpClients(
+            max_connections=settings.max_connections,
+            max_keepalive_connections=settings.max_keepalive_connections,
+        )
+        self._providers: dict[str, ChatProvider] = {
+            m.type: make_provider(m, self._http) for m in config.models
+        }
         if llm is not None:
             self._providers["main"] = llm
         self._builtin: dict[str, Rail] = {}
@@ -99,6 +119,16 @@ class LLMRails:
         if not isinstance(name, str) or not name:
             raise TypeError(f"cannot tell the action name of {fn!r}: pass name=")
         self._actions[name] = Action.from_callable(fn, name)
+
+    async def aclose(self) -> None:
+        """Close the pooled HTTP connections. ``async with LLMRails(config) as rails:`` does it."""
+        await self._http.aclose()
+
+    async def __aenter__(self) -> LLMRails:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
 
     def provider(self, model_type: str = "main") -> ChatProvider | None:
         """The provider serving ``model_type`` (for inspection, tests and benchmarks)."""
@@ -183,7 +213,14 @@ class LLMRails:
                 f"generate() cannot run inside a running {library} event loop; "
                 "use `await rails.generate_async(...)` instead"
             )
-        return trio.run(functools.partial(self.generate_async, messages, prompt, options))
+
+        async def run() -> dict[str, Any] | GenerationResponse:
+            try:
+                return await self.generate_async(messages, prompt, options)
+            finally:
+                await self.aclose()  # this run's connections end with it
+
+        return trio.run(run)
 
     # internals
 
@@ -245,7 +282,8 @@ class LLMRails:
                 raise InvalidRequestError(
                     "the config has no model of type main: add one to models, or pass generator="
                 )
-            provider = main
+            # Without streaming, the model is asked for its whole reply (a plain request).
+            provider = main if streaming else WholeReply(main)
         user_message = next(
             (m["content"] or "" for m in reversed(checked) if m["role"] == "user"), ""
         )

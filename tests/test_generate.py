@@ -163,7 +163,7 @@ async def test_generate_async_raises_provider_errors(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
     class Unauthorized(BatchProvider):
-        async def stream(self, request: object, emit: object) -> object:
+        async def complete(self, request: object) -> object:  # generate() asks for no streaming
             raise DownstreamError(401, "invalid api key")
 
     rails = LLMRails(RailsConfig.from_content(yaml_content=""), llm=Unauthorized([]))

@@ -6,6 +6,9 @@ from .base import ChatRequest as ChatRequest
 from .base import Completion as Completion
 from .base import ProviderOutcome as ProviderOutcome
 from .custom import IteratorProvider as IteratorProvider
+from .custom import WholeReply as WholeReply
+from .http_client import HttpClients as HttpClients
+from .openai import OpenAIProvider as OpenAIProvider
 from .providers import make_provider as make_provider
 from .scripted import ScriptedProvider as ScriptedProvider
 from .scripted import split_tokens as split_tokens
@@ -16,10 +19,13 @@ __all__ = [
     "ChatProvider",
     "ChatRequest",
     "Completion",
+    "HttpClients",
     "IteratorProvider",
+    "OpenAIProvider",
     "ProviderOutcome",
     "ScriptedProvider",
     "make_provider",
     "run_generation",
     "split_tokens",
+    "WholeReply",
 ]

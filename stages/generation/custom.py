@@ -6,9 +6,9 @@ from collections.abc import AsyncIterator
 
 from engine.errors import GenerationError
 
-from .base import ChatRequest, Completion, Emit, ProviderOutcome
+from .base import ChatProvider, ChatRequest, Completion, Emit, ProviderOutcome
 
-__all__ = ["IteratorProvider"]
+__all__ = ["IteratorProvider", "WholeReply"]
 
 
 class IteratorProvider:
@@ -41,3 +41,31 @@ class IteratorProvider:
 
     async def complete(self, request: ChatRequest) -> Completion:
         raise GenerationError("a generator= stream cannot serve a whole-reply call")
+
+
+class WholeReply:
+    """A provider's whole-reply call, seen as a stream of one piece.
+
+    ``generate()`` without a streaming handler asks the model for no streaming (a plain
+    request) and checks the whole reply at once; this lets that run through the same pipeline.
+    """
+
+    def __init__(self, provider: ChatProvider) -> None:
+        self._provider = provider
+
+    @property
+    def provider_name(self) -> str:
+        return self._provider.provider_name
+
+    @property
+    def model_name(self) -> str | None:
+        return self._provider.model_name
+
+    async def stream(self, request: ChatRequest, emit: Emit) -> ProviderOutcome:
+        completion = await self._provider.complete(request)
+        if completion.text:
+            await emit((completion.text,))
+        return ProviderOutcome(finish_reason=completion.finish_reason, usage=completion.usage)
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        return await self._provider.complete(request)

@@ -5,13 +5,17 @@ from __future__ import annotations
 from config_schema import ModelConfig
 
 from .base import ChatProvider
+from .http_client import HttpClients
+from .openai import OpenAIProvider
 from .scripted import ScriptedProvider
 
 __all__ = ["make_provider"]
 
 
-def make_provider(model: ModelConfig) -> ChatProvider:
+def make_provider(model: ModelConfig, clients: HttpClients) -> ChatProvider:
     """The provider for ``model`` (its engine was checked when the config loaded)."""
     if model.engine == "scripted":
         return ScriptedProvider(model=model.model, parameters=model.parameters)
+    if model.engine == "openai":
+        return OpenAIProvider(model=model, clients=clients)
     raise ValueError(f"engine {model.engine!r} has no provider")

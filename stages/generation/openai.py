@@ -1,0 +1,317 @@
+"""``engine: openai``: any OpenAI-compatible server (OpenAI, vLLM, NIM, Ollama, llama.cpp, ...).
+
+``POST {base_url}/chat/completions`` with ``stream: true``; the SSE reply is decoded as it
+arrives and every read's deltas are emitted together. Before the first token, connection
+failures, 429 and 5xx are retried with backoff (honouring ``Retry-After``) within the
+first-token deadline; after it, a failure ends the reply with an error. Cancellation (a block,
+a consumer that left) closes the HTTP response at once.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import email.utils
+import json
+import os
+import time
+from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
+from typing import Any, TypeVar, cast
+
+import httpx
+import trio
+
+from config_schema import ModelConfig
+from config_schema.engines import OpenAISettings
+from engine.errors import (
+    DownstreamError,
+    GenerationError,
+    ProviderProtocolError,
+    ProviderTimeoutError,
+)
+from engine.messages import Usage
+
+from .base import ChatRequest, Completion, Emit, ProviderOutcome
+from .http_client import HttpClients
+from .http_errors import map_httpx_error
+from .sse import SSEDecoder
+
+__all__ = ["OpenAIProvider", "resolve_api_key"]
+
+T = TypeVar("T")
+
+# Errors worth another attempt before the first token: the server may recover.
+_RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
+_RETRY_TRANSPORT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
+_MAX_MESSAGE = 500
+
+
+def resolve_api_key(model: ModelConfig, environ: Mapping[str, str] = os.environ) -> str | None:
+    """``parameters.api_key``, else the variable named by ``api_key_env_var``, else OPENAI_API_KEY.
+
+    A named variable that is not set is an error: the user asked for that key.
+    """
+    key = model.parameters.get("api_key")
+    if isinstance(key, str) and key:
+        return key
+    if model.api_key_env_var:
+        value = environ.get(model.api_key_env_var)
+        if not value:
+            raise ValueError(
+                f"model {model.type!r}: api_key_env_var names {model.api_key_env_var}, which is not set"
+            )
+        return value
+    return environ.get("OPENAI_API_KEY") or None
+
+
+def _provider_message(body: bytes, status: int) -> str:
+    """The provider's own words for an error reply (OpenAI's error.message, or the text)."""
+    text = body.decode("utf-8", errors="replace").strip()
+    try:
+        parsed = json.loads(text)
+    except ValueError:
+        parsed = None
+    if isinstance(parsed, dict):
+        error = parsed.get("error")
+        if isinstance(error, dict) and isinstance(error.get("message"), str):
+            text = error["message"]
+        elif isinstance(error, str):
+            text = error
+        elif isinstance(parsed.get("detail"), str):
+            text = parsed["detail"]
+        elif isinstance(parsed.get("message"), str):
+            text = parsed["message"]
+    return text[:_MAX_MESSAGE] or f"HTTP {status} from the provider"
+
+
+def _retry_after(response: httpx.Response) -> float | None:
+    value = response.headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        return max(0.0, float(value))
+    except ValueError:
+        pass
+    try:
+        when = email.utils.parsedate_to_datetime(value)
+    except (TypeError, ValueError):
+        return None
+    return max(0.0, when.timestamp() - time.time())
+
+
+def _usage(raw: object) -> Usage:
+    if not isinstance(raw, dict):
+        return Usage()
+
+    def count(name: str) -> int | None:
+        value = raw.get(name)
+        return value if isinstance(value, int) and not isinstance(value, bool) else None
+
+    return Usage(
+        prompt_tokens=count("prompt_tokens"),
+        completion_tokens=count("completion_tokens"),
+        total_tokens=count("total_tokens"),
+    )
+
+
+def _in_stream_error(error: object) -> GenerationError:
+    if isinstance(error, dict):
+        message = str(error.get("message") or error)[:_MAX_MESSAGE]
+        code = error.get("code")
+        if isinstance(code, int) and not isinstance(code, bool) and 400 <= code < 600:
+            return DownstreamError(code, message)
+        return GenerationError(message)
+    return GenerationError(str(error)[:_MAX_MESSAGE])
+
+
+class OpenAIProvider:
+    """Streams chat completions from an OpenAI-compatible endpoint."""
+
+    def __init__(
+        self, *, model: ModelConfig, clients: HttpClients, environ: Mapping[str, str] = os.environ
+    ) -> None:
+        assert model.model  # checked when the config loaded
+        self._model = model.model
+        self._settings = OpenAISettings.from_parameters(model.parameters)
+        self._clients = clients
+        self._url = self._settings.base_url.rstrip("/") + "/chat/completions"
+        # Where, for error messages: the endpoint, never a key.
+        self._where = f"POST {self._url}"
+        headers = {"Accept": "text/event-stream"}
+        key = resolve_api_key(model, environ)
+        if key:
+            headers["Authorization"] = f"Bearer {key}"
+        self._headers = headers
+        connect = self._settings.connect_timeout_s
+        # Reads are timed by railstream (first token, idle), so their limits can differ.
+        self._timeout = httpx.Timeout(connect=connect, read=None, write=connect, pool=connect)
+
+    def __repr__(self) -> str:
+        return f"OpenAIProvider(model={self._model!r}, url={self._url!r})"
+
+    @property
+    def provider_name(self) -> str:
+        return "openai"
+
+    @property
+    def model_name(self) -> str | None:
+        return self._model
+
+    def _body(self, request: ChatRequest, *, stream: bool) -> dict[str, Any]:
+        body = {**self._settings.body, **request.parameters}
+        body.update(model=self._model, messages=list(request.messages), stream=stream)
+        if stream and self._settings.stream_usage:
+            body["stream_options"] = {"include_usage": True}
+        return body
+
+    async def stream(self, request: ChatRequest, emit: Emit) -> ProviderOutcome:
+        deadline = trio.current_time() + self._settings.first_token_timeout_s
+        body = self._body(request, stream=True)
+        return await self._post(
+            body, deadline, lambda response: self._read_stream(response, emit, deadline)
+        )
+
+    async def complete(self, request: ChatRequest) -> Completion:
+        deadline = trio.current_time() + self._settings.first_token_timeout_s
+        body = self._body(request, stream=False)
+        return await self._post(
+            body, deadline, lambda response: self._read_whole(response, deadline)
+        )
+
+    async def _post(
+        self, body: dict[str, Any], deadline: float, on_ok: Callable[[httpx.Response], Awaitable[T]]
+    ) -> T:
+        """POST, retrying what may recover until a 200 arrives; then hand the response on."""
+        attempt = 0
+        while True:
+            answered = False
+            wait: float | None = None
+            try:
+                async with self._clients.client().stream(
+                    "POST", self._url, json=body, headers=self._headers, timeout=self._timeout
+                ) as response:
+                    answered = True
+                    if response.status_code == 200:
+                        return await on_ok(response)
+                    error: GenerationError = await self._status_error(response, deadline)
+                    retry = response.status_code in _RETRY_STATUSES
+                    wait = _retry_after(response)
+            except httpx.HTTPError as exc:
+                error = map_httpx_error(exc, self._where)
+                # Only a failure before any answer is retried: after it, tokens may be out.
+                retry = not answered and isinstance(exc, _RETRY_TRANSPORT)
+                if not retry or attempt >= self._settings.max_retries:
+                    raise error from exc
+            if not retry or attempt >= self._settings.max_retries:
+                raise error
+            delay = wait if wait is not None else self._settings.retry_backoff_s * 2**attempt
+            if trio.current_time() + delay >= deadline:
+                raise error  # waiting longer than the first-token deadline allows is pointless
+            await trio.sleep(delay)
+            attempt += 1
+
+    async def _status_error(self, response: httpx.Response, deadline: float) -> DownstreamError:
+        body = b""
+        with trio.move_on_at(deadline):
+            body = await response.aread()
+        return DownstreamError(response.status_code, _provider_message(body, response.status_code))
+
+    async def _read_stream(
+        self, response: httpx.Response, emit: Emit, deadline: float
+    ) -> ProviderOutcome:
+        decoder = SSEDecoder()
+        usage = Usage()
+        finish_reason = "stop"
+        first_token = True
+        idle = self._settings.idle_timeout_s
+        async with contextlib.aclosing(
+            cast(AsyncGenerator[bytes, None], response.aiter_bytes())
+        ) as pieces:
+            while True:
+                with trio.move_on_at(
+                    deadline if first_token else trio.current_time() + idle
+                ) as scope:
+                    piece = await anext(pieces, None)
+                if scope.cancelled_caught:
+                    if first_token:
+                        raise ProviderTimeoutError(
+                            f"no token from the provider within {self._settings.first_token_timeout_s:g}s ({self._where})"
+                        )
+                    raise ProviderTimeoutError(
+                        f"the provider stalled: nothing for {idle:g}s mid-reply ({self._where})"
+                    )
+                events = decoder.feed(piece) if piece is not None else decoder.close()
+                tokens: list[str] = []
+                done = False
+                for event in events:
+                    if event.data == "[DONE]":
+                        done = True
+                        break
+                    chunk = self._parse(event.data)
+                    if "error" in chunk:
+                        raise _in_stream_error(chunk["error"])
+                    choices = chunk.get("choices") or []
+                    if not isinstance(choices, list):
+                        raise ProviderProtocolError(
+                            f"malformed chunk from the provider: choices is not a list: {event.data[:200]}"
+                        )
+                    for choice in choices:
+                        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                            continue
+                        delta = choice.get("delta") or {}
+                        content = delta.get("content") if isinstance(delta, dict) else None
+                        if isinstance(content, str) and content:
+                            tokens.append(content)
+                        elif content is not None and not isinstance(content, str):
+                            raise ProviderProtocolError(
+                                f"malformed chunk from the provider: content is not text: {event.data[:200]}"
+                            )
+                        if isinstance(choice.get("finish_reason"), str):
+                            finish_reason = choice["finish_reason"]
+                    if chunk.get("usage"):
+                        usage = _usage(chunk["usage"])
+                if tokens:
+                    first_token = False
+                    await emit(tokens)
+                if done or piece is None:
+                    # Servers that end without [DONE] end the reply too.
+                    return ProviderOutcome(finish_reason=finish_reason, usage=usage)
+
+    def _parse(self, data: str) -> dict[str, Any]:
+        try:
+            chunk = json.loads(data)
+        except ValueError:
+            raise ProviderProtocolError(
+                f"malformed chunk from the provider (not JSON): {data[:200]!r}"
+            ) from None
+        if not isinstance(chunk, dict):
+            raise ProviderProtocolError(
+                f"malformed chunk from the provider (not an object): {data[:200]!r}"
+            )
+        return chunk
+
+    async def _read_whole(self, response: httpx.Response, deadline: float) -> Completion:
+        with trio.move_on_at(deadline) as scope:
+            body = await response.aread()
+        if scope.cancelled_caught:
+            raise ProviderTimeoutError(
+                f"no reply from the provider within {self._settings.first_token_timeout_s:g}s ({self._where})"
+            )
+        reply = self._parse(body.decode("utf-8", errors="replace"))
+        if "error" in reply:
+            raise _in_stream_error(reply["error"])
+        try:
+            choice = reply["choices"][0]
+            content = choice["message"].get("content") or ""
+        except (KeyError, IndexError, TypeError, AttributeError):
+            raise ProviderProtocolError(
+                f"malformed reply from the provider: {body[:200]!r}"
+            ) from None
+        if not isinstance(content, str):
+            raise ProviderProtocolError(
+                f"malformed reply from the provider: content is not text: {body[:200]!r}"
+            )
+        return Completion(
+            text=content,
+            finish_reason=str(choice.get("finish_reason") or "stop"),
+            usage=_usage(reply.get("usage")),
+        )

@@ -1,0 +1,81 @@
+"""An incremental Server-Sent Events decoder, exact on what OpenAI-compatible servers send.
+
+Bytes arrive in arbitrary pieces; events come out whole. Per the SSE spec: lines end in CRLF,
+LF or CR (a CRLF split across two reads is one line end); ``:`` starts a comment (keep-alives);
+``data:`` lines accumulate, joined by newlines; a blank line dispatches the event; ``event:``
+names it; ``id:`` and ``retry:`` are accepted and unused. Unlike the spec, data still pending
+when the stream ends is dispatched: some servers omit the last blank line, and a reply must
+not lose its end.
+"""
+
+from __future__ import annotations
+
+import attrs
+
+__all__ = ["SSEDecoder", "SSEEvent"]
+
+
+@attrs.frozen
+class SSEEvent:
+    data: str
+    event: str = "message"
+
+
+class SSEDecoder:
+    """``feed(bytes)`` returns the events completed so far; ``close()`` the last one."""
+
+    def __init__(self) -> None:
+        self._buffer = b""
+        self._after_cr = False  # the last piece ended in CR: a following LF belongs to it
+        self._data: list[str] = []
+        self._event = ""
+
+    def feed(self, piece: bytes) -> list[SSEEvent]:
+        if self._after_cr and piece.startswith(b"\n"):
+            piece = piece[1:]
+        self._after_cr = piece.endswith(b"\r")
+        buffer = self._buffer + piece
+        events: list[SSEEvent] = []
+        # The common case (LF only) splits fast; CR and CRLF are normalised only when present.
+        if b"\r" in buffer:
+            buffer = buffer.replace(b"\r\n", b"\n").replace(b"\r", b"\n")
+        *lines, self._buffer = buffer.split(b"\n")
+        for line in lines:
+            event = self._line(line)
+            if event is not None:
+                events.append(event)
+        return events
+
+    def close(self) -> list[SSEEvent]:
+        """End of stream: a last line without its line end, and pending data, are dispatched."""
+        events: list[SSEEvent] = []
+        if self._buffer:
+            self._line(self._buffer)
+            self._buffer = b""
+        if self._data:
+            events.append(self._dispatch())
+        return events
+
+    def _line(self, raw: bytes) -> SSEEvent | None:
+        if not raw:
+            if self._data:
+                return self._dispatch()
+            self._event = ""  # a blank line with no data dispatches nothing
+            return None
+        line = raw.decode("utf-8", errors="replace")
+        if line.startswith(":"):
+            return None  # a comment: keep-alive
+        field, colon, value = line.partition(":")
+        if colon and value.startswith(" "):
+            value = value[1:]
+        if field == "data":
+            self._data.append(value)
+        elif field == "event":
+            self._event = value
+        return None
+
+    def _dispatch(self) -> SSEEvent:
+        event = SSEEvent(data="\n".join(self._data), event=self._event or "message")
+        self._data = []
+        self._event = ""
+        return event
