@@ -14,7 +14,7 @@ import trio
 
 from .errors import StreamStateError
 from .log import GenerationLog
-from .messages import Released, StreamEnded, StreamError, StreamFailed
+from .messages import OutputEvent, Released, StreamEnded, StreamError, StreamFailed
 from .pipeline import Pipeline, PipelineStatistics
 
 __all__ = ["RailsStream", "StreamState"]
@@ -76,6 +76,7 @@ class RailsStream:
         self._state = StreamState.NEW
         self._finish_reason: str | None = None
         self._metadata_due = False
+        self._held: OutputEvent | None = None  # taken from the channel ahead of its turn
 
     @property
     def state(self) -> StreamState:
@@ -110,16 +111,21 @@ class RailsStream:
             raise StopAsyncIteration
         if self._state is StreamState.NEW:
             self._start()
-        try:
-            event = await self._pipeline.output.receive()
-        except trio.EndOfChannel:
-            event = None
-        except BaseException:
-            # Cancelled (or interrupted) while waiting: the consumer is gone, so is the stream.
-            self._close_now()
-            raise
+        event: OutputEvent | None
+        if self._held is not None:
+            event, self._held = self._held, None
+        else:
+            try:
+                event = await self._pipeline.output.receive()
+            except trio.EndOfChannel:
+                event = None
+            except BaseException:
+                # Cancelled (or interrupted) while waiting: the consumer is gone, so is the stream.
+                self._close_now()
+                raise
         if isinstance(event, Released):
-            return {"text": event.text} if self._include_metadata else event.text
+            text = self._with_queued_text(event.text)
+            return {"text": text} if self._include_metadata else text
         await self._wait_done()
         self._state = StreamState.ENDED
         if isinstance(event, StreamFailed):
@@ -182,6 +188,22 @@ class RailsStream:
     def _close_now(self) -> None:
         self._state = StreamState.CLOSED
         self._pipeline.cancel()
+
+    def _with_queued_text(self, text: str) -> str:
+        """``text`` and the released text queued behind it: a consumer that fell behind
+        catches up in one chunk. Any other event waits for the next call."""
+        output = self._pipeline.output
+        parts = [text]
+        while True:
+            try:
+                queued = output.receive_nowait()
+            except (trio.WouldBlock, trio.EndOfChannel):
+                break
+            if not isinstance(queued, Released):
+                self._held = queued
+                break
+            parts.append(queued.text)
+        return "".join(parts) if len(parts) > 1 else text
 
     def _error_chunk(self, error: StreamError) -> Chunk:
         return error.to_dict() if self._include_metadata else error.to_json()

@@ -21,6 +21,7 @@ from engine.messages import (
     TokenBatch,
     Window,
 )
+from stages.flow import hand_on
 
 __all__ = ["WindowBuffer", "run_buffering"]
 
@@ -120,10 +121,10 @@ async def _cut_windows(
             # move on, so the cost per token falls as the rate rises; when idle, nothing waits.
             tokens, event = _coalesce(inbox, event)
             if stream_first or buffer is None:
-                await outbox.send(Passthrough(tokens))
+                await hand_on(outbox, Passthrough(tokens))
             if buffer is not None:
                 for window in buffer.push(tokens):
-                    await outbox.send(window)
+                    await hand_on(outbox, window)
             if isinstance(event, TokenBatch):
                 continue
         last = buffer.finish() if buffer is not None else None

@@ -12,6 +12,7 @@ from __future__ import annotations
 import contextlib
 import email.utils
 import json
+import math
 import os
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
@@ -166,15 +167,25 @@ class OpenAIProvider:
     async def stream(self, request: ChatRequest, emit: Emit) -> ProviderOutcome:
         deadline = trio.current_time() + self._settings.first_token_timeout_s
         body = self._body(request, stream=True)
-        return await self._post(
-            body, deadline, lambda response: self._read_stream(response, emit, deadline)
-        )
+        # Until the first token, everything (connecting, retries, headers, the first bytes) is
+        # within one deadline; the first token lifts it, and the idle timeout takes over.
+        with trio.CancelScope(deadline=deadline) as first_token:
+            return await self._post(
+                body, deadline, lambda response: self._read_stream(response, emit, first_token)
+            )
+        raise self._no_reply()
 
     async def complete(self, request: ChatRequest) -> Completion:
         deadline = trio.current_time() + self._settings.first_token_timeout_s
         body = self._body(request, stream=False)
-        return await self._post(
-            body, deadline, lambda response: self._read_whole(response, deadline)
+        with trio.move_on_at(deadline):
+            return await self._post(body, deadline, self._read_whole)
+        raise self._no_reply()
+
+    def _no_reply(self) -> ProviderTimeoutError:
+        return ProviderTimeoutError(
+            f"no reply from the provider within {self._settings.first_token_timeout_s:g}s"
+            f" ({self._where})"
         )
 
     async def _post(
@@ -216,65 +227,82 @@ class OpenAIProvider:
         return DownstreamError(response.status_code, _provider_message(body, response.status_code))
 
     async def _read_stream(
-        self, response: httpx.Response, emit: Emit, deadline: float
+        self, response: httpx.Response, emit: Emit, first_token: trio.CancelScope
     ) -> ProviderOutcome:
-        decoder = SSEDecoder()
-        usage = Usage()
-        finish_reason = "stop"
-        first_token = True
         idle = self._settings.idle_timeout_s
         async with contextlib.aclosing(
             cast(AsyncGenerator[bytes, None], response.aiter_bytes())
         ) as pieces:
-            while True:
-                with trio.move_on_at(
-                    deadline if first_token else trio.current_time() + idle
-                ) as scope:
-                    piece = await anext(pieces, None)
-                if scope.cancelled_caught:
-                    if first_token:
-                        raise ProviderTimeoutError(
-                            f"no token from the provider within {self._settings.first_token_timeout_s:g}s ({self._where})"
-                        )
-                    raise ProviderTimeoutError(
-                        f"the provider stalled: nothing for {idle:g}s mid-reply ({self._where})"
+            # One scope for the whole reply, its deadline moved as pieces arrive: cheaper than
+            # a scope per piece (httpx yields one piece per HTTP chunk, often one per token).
+            with trio.CancelScope() as stalled:
+                return await self._consume(pieces, emit, first_token, stalled)
+        raise ProviderTimeoutError(
+            f"the provider stalled: nothing for {idle:g}s mid-reply ({self._where})"
+        )
+
+    async def _consume(
+        self,
+        pieces: AsyncGenerator[bytes, None],
+        emit: Emit,
+        first_token: trio.CancelScope,
+        stalled: trio.CancelScope,
+    ) -> ProviderOutcome:
+        decoder = SSEDecoder()
+        usage = Usage()
+        finish_reason = "stop"
+        waiting_first = True  # until then, the first-token scope times the wait
+        idle = self._settings.idle_timeout_s
+        while True:
+            if not waiting_first:
+                stalled.deadline = trio.current_time() + idle
+            piece = await anext(pieces, None)
+            events = decoder.feed(piece) if piece is not None else decoder.close()
+            tokens: list[str] = []
+            done = False
+            for event in events:
+                if event.data == "[DONE]":
+                    done = True
+                    break
+                chunk = self._parse(event.data)
+                if "error" in chunk:
+                    raise _in_stream_error(chunk["error"])
+                choices = chunk.get("choices") or []
+                if not isinstance(choices, list):
+                    raise ProviderProtocolError(
+                        f"malformed chunk from the provider: choices is not a list: {event.data[:200]}"
                     )
-                events = decoder.feed(piece) if piece is not None else decoder.close()
-                tokens: list[str] = []
-                done = False
-                for event in events:
-                    if event.data == "[DONE]":
-                        done = True
-                        break
-                    chunk = self._parse(event.data)
-                    if "error" in chunk:
-                        raise _in_stream_error(chunk["error"])
-                    choices = chunk.get("choices") or []
-                    if not isinstance(choices, list):
+                for choice in choices:
+                    if not isinstance(choice, dict) or choice.get("index", 0) != 0:
+                        continue
+                    delta = choice.get("delta") or {}
+                    content = delta.get("content") if isinstance(delta, dict) else None
+                    if isinstance(content, str) and content:
+                        tokens.append(content)
+                    elif content is not None and not isinstance(content, str):
                         raise ProviderProtocolError(
-                            f"malformed chunk from the provider: choices is not a list: {event.data[:200]}"
+                            f"malformed chunk from the provider: content is not text: {event.data[:200]}"
                         )
-                    for choice in choices:
-                        if not isinstance(choice, dict) or choice.get("index", 0) != 0:
-                            continue
-                        delta = choice.get("delta") or {}
-                        content = delta.get("content") if isinstance(delta, dict) else None
-                        if isinstance(content, str) and content:
-                            tokens.append(content)
-                        elif content is not None and not isinstance(content, str):
-                            raise ProviderProtocolError(
-                                f"malformed chunk from the provider: content is not text: {event.data[:200]}"
-                            )
-                        if isinstance(choice.get("finish_reason"), str):
-                            finish_reason = choice["finish_reason"]
-                    if chunk.get("usage"):
-                        usage = _usage(chunk["usage"])
-                if tokens:
-                    first_token = False
-                    await emit(tokens)
-                if done or piece is None:
-                    # Servers that end without [DONE] end the reply too.
-                    return ProviderOutcome(finish_reason=finish_reason, usage=usage)
+                    if isinstance(choice.get("finish_reason"), str):
+                        finish_reason = choice["finish_reason"]
+                if chunk.get("usage"):
+                    usage = _usage(chunk["usage"])
+            if tokens:
+                if waiting_first:
+                    waiting_first = False
+                    first_token.deadline = math.inf
+                # Waiting on the pipeline (backpressure) is not the provider stalling.
+                stalled.deadline = math.inf
+                await emit(tokens)
+            if done:
+                # Read to the end of the body: a whole response returns its connection
+                # to the pool instead of closing it.
+                stalled.deadline = trio.current_time() + idle
+                async for _ in pieces:
+                    pass
+            if done or piece is None:
+                # Servers that end without [DONE] end the reply too.
+                return ProviderOutcome(finish_reason=finish_reason, usage=usage)
 
     def _parse(self, data: str) -> dict[str, Any]:
         try:
@@ -289,13 +317,8 @@ class OpenAIProvider:
             )
         return chunk
 
-    async def _read_whole(self, response: httpx.Response, deadline: float) -> Completion:
-        with trio.move_on_at(deadline) as scope:
-            body = await response.aread()
-        if scope.cancelled_caught:
-            raise ProviderTimeoutError(
-                f"no reply from the provider within {self._settings.first_token_timeout_s:g}s ({self._where})"
-            )
+    async def _read_whole(self, response: httpx.Response) -> Completion:
+        body = await response.aread()
         reply = self._parse(body.decode("utf-8", errors="replace"))
         if "error" in reply:
             raise _in_stream_error(reply["error"])

@@ -21,6 +21,7 @@ from engine.messages import (
     Usage,
 )
 
+from ..flow import hand_on
 from .base import ChatProvider, ChatRequest
 
 __all__ = ["run_generation"]
@@ -51,7 +52,9 @@ async def run_generation(
             if first_token_at is None:
                 first_token_at = time.time()
             streamed += len(batch)
-            await outbox.send(TokenBatch(batch))
+            # Tokens that arrive together (one network read holds many) queue up and move on
+            # together; a paced stream still hands each on at once (see stages.flow).
+            await hand_on(outbox, TokenBatch(batch))
 
         status: Literal["completed", "cancelled", "failed"] = "cancelled"
         outcome_usage = Usage()

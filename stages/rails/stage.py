@@ -26,6 +26,7 @@ from engine.messages import (
     Window,
 )
 
+from ..flow import hand_on
 from .evaluator import Verdict, WindowEvaluator
 
 __all__ = ["run_rails"]
@@ -101,7 +102,7 @@ class _RailsStage:
                     # Released together with any passthrough queued behind it (as buffering
                     # does with token batches): one message for all that is ready.
                     text, event = self._coalesce_passthrough(event)
-                    await self._outbox.send(Released(text))
+                    await hand_on(self._outbox, Released(text))
                     if isinstance(event, Passthrough):
                         continue
                 if isinstance(event, Window):

@@ -1,0 +1,282 @@
+"""A real OpenAI-compatible server for the tests: plain trio sockets on 127.0.0.1.
+
+It speaks HTTP/1.1 with keep-alive and chunked SSE, as vLLM and OpenAI do, and follows a
+script per request: tokens, pacing, usage or none, an error status, malformed SSE, a dropped
+connection, a stall. It records every request, the tokens it wrote, and when the client went
+away: the evidence that cancellation reaches the wire.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import deque
+from typing import Any
+
+import attrs
+import trio
+
+
+@attrs.define
+class Script:
+    tokens: list[str] = attrs.field(factory=lambda: ["Hello", " from", " the", " server."])
+    delay: float = 0.0  # seconds between tokens
+    usage: bool = True  # a usage chunk when the client asks for one
+    status: int = 200
+    error_body: str = (
+        '{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}'
+    )
+    retry_after: str | None = None
+    malformed_after: int | None = None  # write a chunk that is not JSON after this many tokens
+    drop_after: int | None = None  # close the connection mid-body after this many tokens
+    stall_after: int | None = None  # stop writing (connection open) after this many tokens
+    stall_before_headers: bool = False
+    done: bool = True  # end with data: [DONE]
+    finish_reason: str = "stop"
+    one_write: bool = False  # every event in a single write (many deltas per read)
+
+
+@attrs.define
+class Served:
+    """What happened to one request."""
+
+    body: dict[str, Any]
+    headers: dict[str, str]
+    tokens_written: int = 0
+    disconnected_at: float | None = None  # trio time the client's close was seen
+    tokens_at_disconnect: int | None = None
+    finished: bool = False
+
+
+class ClientGone(Exception):
+    """The client closed the connection."""
+
+
+class Drop(Exception):
+    """The script says: die mid-reply, as a crashing server does."""
+
+
+class FakeOpenAI:
+    def __init__(self) -> None:
+        self.scripts: deque[Script] = deque()
+        self.default = Script()
+        self.served: list[Served] = []
+        self.port = 0
+        self.connections = 0  # accepted so far
+        self.open_connections = 0  # not yet closed by the client
+
+    @property
+    def base_url(self) -> str:
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def script(self, *scripts: Script) -> None:
+        """The next requests follow these scripts, in turn; then the default one."""
+        self.scripts.extend(scripts)
+
+    async def serve(self, *, task_status: trio.TaskStatus[int] = trio.TASK_STATUS_IGNORED) -> None:
+        listeners = await trio.open_tcp_listeners(0, host="127.0.0.1")
+        self.port = listeners[0].socket.getsockname()[1]
+        task_status.started(self.port)
+        await trio.serve_listeners(self._connection, listeners)
+
+    async def _connection(self, stream: trio.SocketStream) -> None:
+        self.connections += 1
+        self.open_connections += 1
+        try:
+            await self._requests(stream)
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass  # the client reset the connection between requests: it is done with it
+        finally:
+            self.open_connections -= 1
+
+    async def _requests(self, stream: trio.SocketStream) -> None:
+        buffer = b""
+        async with stream:
+            while True:  # keep-alive: one request after another
+                while b"\r\n\r\n" not in buffer:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    buffer += data
+                head, buffer = buffer.split(b"\r\n\r\n", 1)
+                lines = head.decode("latin-1").split("\r\n")
+                headers = {
+                    k.strip().lower(): v.strip()
+                    for k, v in (line.split(":", 1) for line in lines[1:])
+                }
+                length = int(headers.get("content-length", "0"))
+                while len(buffer) < length:
+                    data = await stream.receive_some(65536)
+                    if not data:
+                        return
+                    buffer += data
+                body, buffer = buffer[:length], buffer[length:]
+                served = Served(body=json.loads(body or b"{}"), headers=headers)
+                self.served.append(served)
+                script = self.scripts.popleft() if self.scripts else self.default
+                try:
+                    keep_open = await self._respond(stream, served, script)
+                except Drop:
+                    return  # closing the socket mid-body is the drop
+                except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
+                    self._gone(served)
+                    return
+                served.finished = True
+                if not keep_open:
+                    return
+
+    def _gone(self, served: Served) -> None:
+        if served.disconnected_at is None:
+            served.disconnected_at = trio.current_time()
+            served.tokens_at_disconnect = served.tokens_written
+
+    async def _respond(self, stream: trio.SocketStream, served: Served, script: Script) -> bool:
+        if script.stall_before_headers:
+            await self._watch_until_gone(stream, served)
+            raise ClientGone
+        if script.status != 200:
+            body = script.error_body.encode()
+            extra = (
+                f"Retry-After: {script.retry_after}\r\n" if script.retry_after is not None else ""
+            )
+            await stream.send_all(
+                f"HTTP/1.1 {script.status} Error\r\nContent-Type: application/json\r\n{extra}"
+                f"Content-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            return True
+        if not served.body.get("stream"):
+            text = "".join(script.tokens)
+            reply = {
+                "id": "cmpl-1",
+                "object": "chat.completion",
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text},
+                        "finish_reason": script.finish_reason,
+                    }
+                ],
+            }
+            if script.usage:
+                reply["usage"] = {
+                    "prompt_tokens": 7,
+                    "completion_tokens": len(script.tokens),
+                    "total_tokens": 7 + len(script.tokens),
+                }
+            body = json.dumps(reply).encode()
+            await stream.send_all(
+                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+                + body
+            )
+            return True
+        await stream.send_all(
+            b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
+        )
+        # While writing, watch the socket: a client that closes is seen at once.
+        dropped = False
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._watch_until_gone, stream, served, nursery.cancel_scope)
+            try:
+                await self._write_events(stream, served, script)
+            except (trio.BrokenResourceError, trio.ClosedResourceError):
+                self._gone(served)
+            except Drop:
+                dropped = True
+            nursery.cancel_scope.cancel()
+        if dropped:
+            raise Drop
+        if served.disconnected_at is not None:
+            raise ClientGone
+        return True
+
+    async def _watch_until_gone(
+        self, stream: trio.SocketStream, served: Served, scope: trio.CancelScope | None = None
+    ) -> None:
+        """Return once the client has closed its end (recorded, and ``scope`` cancelled)."""
+        try:
+            while await stream.receive_some(65536):
+                pass
+        except (trio.BrokenResourceError, trio.ClosedResourceError):
+            pass
+        self._gone(served)
+        if scope is not None:
+            scope.cancel()
+
+    async def _write_events(
+        self, stream: trio.SocketStream, served: Served, script: Script
+    ) -> None:
+        def chunk(payload: dict[str, Any] | str) -> bytes:
+            data = payload if isinstance(payload, str) else json.dumps(payload)
+            event = f"data: {data}\n\n".encode()
+            return f"{len(event):x}\r\n".encode() + event + b"\r\n"
+
+        def delta(content: dict[str, Any], finish: str | None = None) -> dict[str, Any]:
+            return {
+                "id": "c",
+                "object": "chat.completion.chunk",
+                "choices": [{"index": 0, "delta": content, "finish_reason": finish}],
+            }
+
+        pending: list[bytes] = [chunk(delta({"role": "assistant", "content": ""}))]
+
+        async def flush(force: bool = False) -> None:
+            if pending and (force or not script.one_write):
+                await stream.send_all(b"".join(pending))
+                pending.clear()
+
+        await flush()
+        for i, token in enumerate(script.tokens):
+            if script.drop_after == i:
+                await flush(force=True)
+                await stream.send_all(
+                    b"5\r\ndata:"
+                )  # a chunk cut short: the connection dies mid-body
+                raise Drop
+            if script.stall_after == i:
+                await flush(force=True)
+                await trio.sleep_forever()
+            if script.malformed_after == i:
+                pending.append(chunk("{not json"))
+                await flush(force=True)
+            if script.delay and not script.one_write:
+                await trio.sleep(script.delay)
+            pending.append(chunk(delta({"content": token})))
+            await flush()
+            served.tokens_written += 1
+        pending.append(chunk(delta({}, script.finish_reason)))
+        if script.usage and served.body.get("stream_options", {}).get("include_usage"):
+            usage = {
+                "prompt_tokens": 7,
+                "completion_tokens": len(script.tokens),
+                "total_tokens": 7 + len(script.tokens),
+            }
+            pending.append(
+                chunk({"id": "c", "object": "chat.completion.chunk", "choices": [], "usage": usage})
+            )
+        if script.done:
+            pending.append(chunk("[DONE]"))
+        pending.append(b"0\r\n\r\n")
+        await flush(force=True)
+
+
+def main() -> None:
+    """Run the server alone (for benchmarks): prints its port, serves until killed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(description="an OpenAI-compatible SSE server on 127.0.0.1")
+    parser.add_argument("--tokens", type=int, default=2000, help="tokens per reply")
+    parser.add_argument("--delay", type=float, default=0.0, help="seconds between tokens")
+    args = parser.parse_args()
+    server = FakeOpenAI()
+    server.default = Script(tokens=[f"tok{i} " for i in range(args.tokens)], delay=args.delay)
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            port = await nursery.start(server.serve)
+            print(port, flush=True)
+
+    trio.run(run)
+
+
+if __name__ == "__main__":
+    main()

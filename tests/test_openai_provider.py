@@ -1,0 +1,451 @@
+"""engine: openai against a real OpenAI-compatible server on 127.0.0.1 (tests/openai_server.py)."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import trio
+import trio.testing
+
+from engine import LLMRails, RailsConfig
+from engine.errors import DownstreamError
+
+from .helpers import HANG_GUARD_S, USER, collect
+from .openai_server import FakeOpenAI, Script
+
+
+@pytest.fixture
+async def server(nursery: trio.Nursery) -> FakeOpenAI:
+    fake = FakeOpenAI()
+    await nursery.start(fake.serve)
+    return fake
+
+
+def config(
+    base_url: str,
+    *,
+    flows: list[str] | None = None,
+    chunk_size: int = 4,
+    context_size: int = 1,
+    params: dict[str, Any] | None = None,
+    judge: bool = False,
+) -> RailsConfig:
+    parameters = {
+        "base_url": base_url,
+        "api_key": "sk-test-secret-key",
+        "temperature": 0.2,
+        "connect_timeout_s": 5,
+        "first_token_timeout_s": 10,
+        "idle_timeout_s": 2,
+        "retry_backoff_s": 0.1,
+        **(params or {}),
+    }
+    models = [{"type": "main", "engine": "openai", "model": "test-model", "parameters": parameters}]
+    if judge:
+        models.append(
+            {
+                "type": "self_check_output",
+                "engine": "openai",
+                "model": "judge-model",
+                "parameters": parameters,
+            }
+        )
+    doc: dict[str, Any] = {
+        "models": models,
+        "rails": {
+            "output": {
+                "flows": flows or [],
+                "streaming": {
+                    "enabled": True,
+                    "chunk_size": chunk_size,
+                    "context_size": context_size,
+                    "stream_first": False,
+                },
+            }
+        },
+    }
+    if judge:
+        doc["prompts"] = [
+            {"task": "self_check_output", "content": "Block this? {{ bot_response }}"}
+        ]
+    return RailsConfig.from_content(yaml_content=json.dumps(doc))
+
+
+@pytest.fixture
+async def rails_for(server: FakeOpenAI) -> AsyncIterator[Any]:
+    made: list[LLMRails] = []
+
+    def make(**kwargs: Any) -> LLMRails:
+        rails = LLMRails(config(server.base_url, **kwargs))
+        made.append(rails)
+        return rails
+
+    yield make
+    for rails in made:
+        await rails.aclose()
+
+
+def no_secret(bot_message: str) -> bool:
+    return "SECRET" not in bot_message
+
+
+def error_of(chunk: str) -> dict[str, Any]:
+    return json.loads(chunk)["error"]  # type: ignore[no-any-return]
+
+
+async def test_streams_the_exact_text_and_records_usage(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    rails = rails_for()
+    with trio.fail_after(HANG_GUARD_S):
+        async with rails.stream_async(messages=USER) as stream:
+            chunks = [c async for c in stream]
+    assert "".join(chunks) == "Hello from the server."
+    call = stream.log.llm_calls[0]
+    assert (call.llm_provider_name, call.llm_model_name, call.status) == (
+        "openai",
+        "test-model",
+        "completed",
+    )
+    assert (call.prompt_tokens, call.completion_tokens, call.total_tokens) == (7, 4, 11)
+    assert call.time_to_first_token is not None
+    (served,) = server.served
+    assert served.body == {
+        "temperature": 0.2,
+        "model": "test-model",
+        "messages": USER,
+        "stream": True,
+        "stream_options": {"include_usage": True},
+    }
+    assert served.headers["authorization"] == "Bearer sk-test-secret-key"
+
+
+async def test_usage_absent_is_none_and_stream_usage_false_asks_for_none(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(usage=False))
+    rails = rails_for(params={"stream_usage": False})
+    with trio.fail_after(HANG_GUARD_S):
+        async with rails.stream_async(messages=USER) as stream:
+            assert "".join([c async for c in stream]) == "Hello from the server."
+    call = stream.log.llm_calls[0]
+    assert (call.prompt_tokens, call.completion_tokens, call.total_tokens) == (None, None, None)
+    assert call.streamed_tokens == 4
+    assert "stream_options" not in server.served[0].body
+
+
+async def test_per_call_llm_params_override_the_config(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    rails = rails_for(params={"max_tokens": 50})
+    with trio.fail_after(HANG_GUARD_S):
+        await collect(rails, options={"llm_params": {"temperature": 0.9}})
+    assert (server.served[0].body["temperature"], server.served[0].body["max_tokens"]) == (0.9, 50)
+
+
+async def test_many_deltas_in_one_read_arrive_whole(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(tokens=[f"t{i} " for i in range(50)], one_write=True))
+    rails = rails_for()
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails)
+    assert "".join(chunks) == "".join(f"t{i} " for i in range(50))
+
+
+async def test_a_server_that_ends_without_done_ends_the_reply(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(done=False))
+    with trio.fail_after(HANG_GUARD_S):
+        assert "".join(await collect(rails_for())) == "Hello from the server."
+
+
+# faults
+
+
+async def test_401_is_a_downstream_error_with_the_providers_message_and_no_retry(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(status=401))
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails_for())
+    assert chunks == [
+        json.dumps(
+            {
+                "error": {
+                    "message": "Incorrect API key provided",
+                    "type": "downstream_error",
+                    "param": None,
+                    "code": 401,
+                }
+            }
+        )
+    ]
+    assert len(server.served) == 1
+
+
+async def test_429_is_retried_after_retry_after(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(
+        Script(
+            status=429, retry_after="3", error_body='{"error": {"message": "Rate limit reached"}}'
+        )
+    )
+    with trio.fail_after(HANG_GUARD_S):
+        start = trio.current_time()
+        chunks = await collect(rails_for())
+    assert "".join(chunks) == "Hello from the server."
+    assert len(server.served) == 2
+    assert trio.current_time() - start >= 3
+
+
+async def test_persistent_5xx_is_retried_then_reported(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(*[Script(status=503, error_body="upstream overloaded")] * 3)
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails_for())
+    assert error_of(chunks[-1]) == {
+        "message": "upstream overloaded",
+        "type": "downstream_error",
+        "param": None,
+        "code": 503,
+    }
+    assert len(server.served) == 3  # the first try and max_retries (2) more
+
+
+async def test_retries_stop_at_the_first_token_deadline(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(status=429, retry_after="60"))
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails_for())
+    assert error_of(chunks[-1])["code"] == 429
+    assert len(server.served) == 1  # a 60 s wait cannot fit in the 10 s first-token deadline
+
+
+async def test_malformed_sse_is_a_generation_error_after_the_good_tokens(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(malformed_after=2))
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails_for(chunk_size=1, context_size=0))
+    assert "".join(chunks[:-1]) == "Hello from"
+    error = error_of(chunks[-1])
+    assert (error["type"], error["code"]) == ("generation_error", "generation_failed")
+    assert error["message"] == "malformed chunk from the provider (not JSON): '{not json'"
+
+
+async def test_a_connection_dropped_mid_stream_is_a_generation_error(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(drop_after=3))
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails_for(chunk_size=1, context_size=0))
+    assert "".join(chunks[:-1]) == "Hello from the"
+    error = error_of(chunks[-1])
+    assert error["type"] == "generation_error"
+    assert error["message"].startswith(
+        f"the provider broke the HTTP protocol (connection dropped mid-reply?) (POST {server.base_url}/chat/completions)"
+    )
+
+
+async def test_a_stall_mid_stream_times_out_and_hangs_up(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(stall_after=2))
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails_for(chunk_size=1, context_size=0))
+        await trio.testing.wait_all_tasks_blocked()
+    assert "".join(chunks[:-1]) == "Hello from"
+    assert error_of(chunks[-1])["message"] == (
+        f"the provider stalled: nothing for 2s mid-reply (POST {server.base_url}/chat/completions)"
+    )
+    assert server.served[0].disconnected_at is not None
+
+
+async def test_no_headers_within_the_first_token_deadline_times_out(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(stall_before_headers=True))
+    with trio.fail_after(HANG_GUARD_S):
+        start = trio.current_time()
+        chunks = await collect(rails_for())
+    assert (
+        error_of(chunks[-1])["message"]
+        == f"no reply from the provider within 10s (POST {server.base_url}/chat/completions)"
+    )
+    assert 10 <= trio.current_time() - start < 11
+
+
+async def test_an_unreachable_server_is_retried_then_reported(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    listener = trio.socket.socket()
+    await listener.bind(("127.0.0.1", 0))
+    port = listener.getsockname()[1]
+    listener.close()  # nothing listens there now
+    async with LLMRails(config(f"http://127.0.0.1:{port}/v1")) as rails:
+        with trio.fail_after(HANG_GUARD_S):
+            chunks = await collect(rails)
+    error = error_of(chunks[-1])
+    assert error["type"] == "generation_error"
+    assert error["message"].startswith(
+        f"cannot connect to the provider (POST http://127.0.0.1:{port}/v1/chat/completions)"
+    )
+    assert "sk-test-secret-key" not in error["message"]
+
+
+# cancellation reaches the wire
+
+
+async def test_a_block_closes_the_http_stream_and_the_server_stops_writing(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    tokens = [f"w{i} " for i in range(100)]
+    tokens[10] = "SECRET "
+    server.script(Script(tokens=tokens, delay=0.01))
+    rails = rails_for(flows=["no secret"])
+    rails.register_action(no_secret)
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails)
+        blocked_at = trio.current_time()
+        await trio.sleep(1)  # the server would go on writing, if it could
+    assert error_of(chunks[-1])["code"] == "content_blocked"
+    served = server.served[0]
+    assert served.disconnected_at is not None
+    assert served.disconnected_at - blocked_at < 0.01  # seen within a token's time
+    # Windows of 4 with context 1: token 10 is checked in the window ending at token 13.
+    assert served.tokens_at_disconnect is not None
+    assert served.tokens_at_disconnect <= 16
+    assert served.tokens_written == served.tokens_at_disconnect
+    assert not served.finished
+
+
+async def test_aclose_closes_the_http_stream(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(tokens=[f"w{i} " for i in range(100)], delay=0.01))
+    rails = rails_for(chunk_size=1, context_size=0)
+    with trio.fail_after(HANG_GUARD_S):
+        stream = rails.stream_async(messages=USER)
+        assert await stream.__anext__() == "w0 "
+        closed_at = trio.current_time()
+        await stream.aclose()
+        await trio.sleep(1)
+    served = server.served[0]
+    assert served.disconnected_at is not None
+    assert served.disconnected_at - closed_at < 0.01
+    assert served.tokens_written <= 5
+    assert stream.log.llm_calls[0].status == "cancelled"
+
+
+async def test_connections_are_pooled_and_closed_with_the_facade(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI
+) -> None:
+    rails = LLMRails(config(server.base_url))
+    with trio.fail_after(HANG_GUARD_S):
+        for _ in range(3):
+            assert "".join(await collect(rails)) == "Hello from the server."
+        await trio.testing.wait_all_tasks_blocked()
+        assert (server.connections, server.open_connections) == (1, 1)  # one kept-alive connection
+        await rails.aclose()
+        await trio.testing.wait_all_tasks_blocked()
+    assert server.open_connections == 0
+    assert len(server.served) == 3
+
+
+# non-streaming calls and the judge
+
+
+async def test_generate_async_makes_a_plain_request(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    rails = rails_for(flows=["no secret"])
+    rails.register_action(no_secret)
+    with trio.fail_after(HANG_GUARD_S):
+        result = await rails.generate_async(messages=USER, options={"log": {"llm_calls": True}})
+    assert result.response == [{"role": "assistant", "content": "Hello from the server."}]
+    assert server.served[0].body["stream"] is False
+    assert "stream_options" not in server.served[0].body
+    assert result.log.llm_calls[0].total_tokens == 11
+
+
+async def test_generate_async_raises_the_providers_error(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(status=401))
+    with (
+        trio.fail_after(HANG_GUARD_S),
+        pytest.raises(DownstreamError, match=r"^Incorrect API key provided$"),
+    ):
+        await rails_for().generate_async(messages=USER)
+
+
+async def test_self_check_output_asks_the_judge_model_over_http(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.default = Script(tokens=["one ", "two ", "three"])
+    server.script(Script(tokens=["one ", "two ", "three"]), Script(tokens=["No"]))
+    rails = rails_for(flows=["self check output"], judge=True, chunk_size=10, context_size=0)
+    with trio.fail_after(HANG_GUARD_S):
+        async with rails.stream_async(messages=USER) as stream:
+            chunks = [c async for c in stream]
+    assert "".join(chunks) == "one two three"
+    judge = server.served[1]
+    assert judge.body["model"] == "judge-model"
+    assert judge.body["stream"] is False
+    assert judge.body["messages"] == [{"role": "user", "content": "Block this? one two three"}]
+    tasks = [(c.task, c.llm_model_name) for c in stream.log.llm_calls]
+    assert ("self_check_output", "judge-model") in tasks
+
+
+async def test_self_check_output_blocks_when_the_judge_says_yes(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(tokens=["one ", "two ", "three"]), Script(tokens=["Yes"]))
+    rails = rails_for(flows=["self check output"], judge=True, chunk_size=10, context_size=0)
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails)
+    assert error_of(chunks[-1])["message"] == "Blocked by self check output rails."
+
+
+# keys
+
+
+def test_api_key_comes_from_the_named_env_var_or_openai_api_key(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from stages.generation.openai import resolve_api_key
+
+    base = config("http://127.0.0.1:1/v1").models[0]
+    no_key = type(base)(
+        type="main", engine="openai", model="m", parameters={"base_url": "http://x/v1"}
+    )
+    named = type(base)(
+        type="main", engine="openai", model="m", api_key_env_var="MY_KEY", parameters={}
+    )
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert resolve_api_key(base) == "sk-test-secret-key"
+    assert resolve_api_key(no_key) is None
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-env")
+    assert resolve_api_key(no_key) == "sk-env"
+    monkeypatch.setenv("MY_KEY", "sk-named")
+    assert resolve_api_key(named) == "sk-named"
+    monkeypatch.delenv("MY_KEY")
+    with pytest.raises(
+        ValueError, match=r"^model 'main': api_key_env_var names MY_KEY, which is not set$"
+    ):
+        resolve_api_key(named)
+
+
+def test_the_key_is_never_shown() -> None:
+    rails = LLMRails(config("http://127.0.0.1:1/v1"))
+    shown = repr(rails.provider("main")) + repr(rails.config) + str(rails.config.models[0])
+    assert "sk-test-secret-key" not in repr(rails.provider("main"))
+    assert "OpenAISettings" not in shown or "sk-test-secret-key" not in shown
