@@ -449,3 +449,26 @@ def test_the_key_is_never_shown() -> None:
     shown = repr(rails.provider("main")) + repr(rails.config) + str(rails.config.models[0])
     assert "sk-test-secret-key" not in repr(rails.provider("main"))
     assert "OpenAISettings" not in shown or "sk-test-secret-key" not in shown
+
+
+async def test_the_openai_example_runs_against_an_endpoint_from_the_environment(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from .helpers import ROOT
+
+    monkeypatch.setenv("RAILSTREAM_BASE_URL", server.base_url)
+    monkeypatch.setenv("RAILSTREAM_MODEL", "my-vllm-model")
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server.script(Script(tokens=["All ", "good ", "here."]), Script(tokens=["No"]))
+    async with LLMRails(RailsConfig.from_path(ROOT / "examples" / "openai")) as rails:
+        with trio.fail_after(HANG_GUARD_S):
+            assert "".join(await collect(rails)) == "All good here."
+    main, judge = server.served
+    assert (main.body["model"], main.body["stream"], main.body["max_tokens"]) == (
+        "my-vllm-model",
+        True,
+        512,
+    )
+    assert "authorization" not in main.headers
+    assert judge.body["stream"] is False
+    assert 'Bot message: "All good here."' in judge.body["messages"][0]["content"]
