@@ -27,6 +27,7 @@ class Script:
     )
     retry_after: str | None = None
     malformed_after: int | None = None  # write a chunk that is not JSON after this many tokens
+    error_after: int | None = None  # send an in-stream error object after this many tokens
     drop_after: int | None = None  # close the connection mid-body after this many tokens
     stall_after: int | None = None  # stop writing (connection open) after this many tokens
     stall_before_headers: bool = False
@@ -235,6 +236,19 @@ class FakeOpenAI:
             if script.stall_after == i:
                 await flush(force=True)
                 await trio.sleep_forever()
+            if script.error_after == i:
+                pending.append(
+                    chunk(
+                        {
+                            "error": {
+                                "message": "model overloaded",
+                                "type": "server_error",
+                                "code": 503,
+                            }
+                        }
+                    )
+                )
+                await flush(force=True)
             if script.malformed_after == i:
                 pending.append(chunk("{not json"))
                 await flush(force=True)

@@ -472,3 +472,53 @@ async def test_the_openai_example_runs_against_an_endpoint_from_the_environment(
     assert "authorization" not in main.headers
     assert judge.body["stream"] is False
     assert 'Bot message: "All good here."' in judge.body["messages"][0]["content"]
+
+
+async def test_an_error_object_mid_stream_becomes_its_payload(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(error_after=2))
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails_for(chunk_size=1, context_size=0))
+    assert "".join(chunks[:-1]) == "Hello from"
+    assert error_of(chunks[-1]) == {
+        "message": "model overloaded",
+        "type": "downstream_error",
+        "param": None,
+        "code": 503,
+    }
+
+
+async def test_a_cancelled_caller_closes_the_http_stream(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    server.script(Script(tokens=[f"w{i} " for i in range(100)], delay=0.01))
+    rails = rails_for(chunk_size=1, context_size=0)
+    received: list[str] = []
+    with trio.fail_after(HANG_GUARD_S):
+        with trio.move_on_after(0.055):
+            async for chunk in rails.stream_async(messages=USER):
+                received.append(chunk)
+        cancelled_at = trio.current_time()
+        await trio.sleep(1)
+    served = server.served[0]
+    assert served.disconnected_at is not None
+    assert served.disconnected_at - cancelled_at < 0.01
+    assert served.tokens_written <= len(received) + 2
+
+
+async def test_the_key_appears_in_no_log_record(
+    autojump_clock: trio.testing.MockClock,
+    server: FakeOpenAI,
+    rails_for: Any,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    caplog.set_level("DEBUG")
+    server.script(Script(), Script(status=401))
+    rails = rails_for()
+    with trio.fail_after(HANG_GUARD_S):
+        await collect(rails)
+        chunks = await collect(rails)
+    assert caplog.records, "httpx logs requests at DEBUG: the check must see them"
+    assert all("sk-test-secret-key" not in r.getMessage() for r in caplog.records)
+    assert "sk-test-secret-key" not in chunks[-1]
