@@ -47,6 +47,11 @@ def test_a_blank_line_without_data_dispatches_nothing() -> None:
     assert decode([b"\n\n\nevent: ping\n\n"]) == []
 
 
+def test_a_crlf_split_by_an_empty_read_is_one_line_end() -> None:
+    # Found by the property below: the CR's state must survive an empty read.
+    assert decode([b"data: 0\r", b"", b"\ndata: \r\n"]) == decode([b"data: 0\r\ndata: \r\n"])
+
+
 def test_multibyte_characters_split_across_reads() -> None:
     data = "data: héllo ✓\n\n".encode()
     assert decode([data[:8], data[8:9], data[9:]]) == [SSEEvent("héllo ✓")]

@@ -31,6 +31,8 @@ class SSEDecoder:
         self._event = ""
 
     def feed(self, piece: bytes) -> list[SSEEvent]:
+        if not piece:
+            return []  # an empty read must not forget a CR that ended the previous one
         if self._after_cr and piece.startswith(b"\n"):
             piece = piece[1:]
         self._after_cr = piece.endswith(b"\r")
