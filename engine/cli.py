@@ -1,19 +1,29 @@
-"""``railstream chat CONFIG [--streaming]``: a guarded chat in the terminal.
+"""The ``railstream`` command.
 
-Reads one user message per line (typed, or piped in), keeps the conversation, and prints the
-guarded reply; a block or an error is shown as a plain line, not raw JSON.
+``railstream chat CONFIG [--streaming] [--server-url URL --config-id ID]``: a guarded chat in
+the terminal. One user message per line (typed, or piped in); the conversation is kept; a
+block or an error is shown as a plain line; Ctrl-C stops the current reply (and the model
+behind it) without leaving the chat, and at the prompt it leaves.
+
+``railstream server --config DIR [--host 127.0.0.1] [--port 8000] ...``: the
+OpenAI-compatible HTTP server.
 """
 
 from __future__ import annotations
 
 import argparse
+import json
+import os
+import signal
 import sys
-from collections.abc import Sequence
-from typing import Any, TextIO
+from collections.abc import Callable, Sequence
+from typing import Any, Protocol, TextIO
 
+import httpx
 import trio
 
 from config_schema import ConfigError, RailsConfig
+from stages.generation.sse import SSEDecoder
 
 from .errors import RailstreamError
 from .llmrails import BLOCKED_REPLY, LLMRails
@@ -25,18 +35,43 @@ def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="railstream", description="Streaming output guardrails.")
     commands = parser.add_subparsers(dest="command", required=True)
     chat = commands.add_parser("chat", help="chat with a guarded model in the terminal")
-    chat.add_argument("config", help="a config folder (config.yml, prompts.yml, actions.py)")
+    chat.add_argument(
+        "config", nargs="?", help="a config folder (config.yml, prompts.yml, actions.py)"
+    )
     chat.add_argument("--streaming", action="store_true", help="print the reply as it streams")
+    chat.add_argument(
+        "--server-url", help="chat through a railstream server instead (e.g. http://127.0.0.1:8000)"
+    )
+    chat.add_argument("--config-id", help="with --server-url: the config to use")
+    server = commands.add_parser("server", help="serve configs over an OpenAI-compatible HTTP API")
+    server.add_argument(
+        "--config", required=True, help="one config folder, or a folder of config folders"
+    )
+    server.add_argument(
+        "--host", default="127.0.0.1", help="address to bind (default: 127.0.0.1 only)"
+    )
+    server.add_argument(
+        "--port", type=int, default=8000, help="port (0: any free port; default 8000)"
+    )
+    server.add_argument("--default-config-id", help="the config for requests that name none")
+    server.add_argument(
+        "--auth-token-env", metavar="NAME", help="require 'Authorization: Bearer $NAME'"
+    )
+    server.add_argument(
+        "--max-concurrent", type=int, default=512, help="requests at once before 503 (default 512)"
+    )
+    server.add_argument(
+        "--max-body-bytes", type=int, default=1 << 20, help="largest request body (default 1 MiB)"
+    )
     return parser
 
 
 class _Terminal:
     """Output, with colour only when it goes to a terminal."""
 
-    def __init__(self, out: TextIO, err: TextIO) -> None:
+    def __init__(self, out: TextIO) -> None:
         self.out = out
-        self.err = err
-        self.colour = out.isatty()
+        self.colour = out.isatty() and not os.environ.get("NO_COLOR")
 
     def write(self, text: str) -> None:
         self.out.write(text)
@@ -50,7 +85,7 @@ class _Terminal:
 
 
 def _describe(error: dict[str, Any]) -> tuple[str, str]:
-    """A plain (label, text) for an in-stream error payload."""
+    """A plain (label, text) for an error payload."""
     body = error.get("error", {})
     kind = body.get("type")
     if kind == "guardrails_violation":
@@ -62,55 +97,167 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
     return "error", str(body.get("message"))
 
 
-async def _reply(
-    rails: LLMRails, history: list[dict[str, str]], streaming: bool, term: _Terminal
-) -> str:
-    """Answer the last message; return what goes into the history as the assistant's turn."""
-    if not streaming:
-        result = await rails.generate_async(messages=history)
-        assert isinstance(result, dict)
-        term.write(f"{result['content']}\n")
-        return str(result["content"])
-    parts: list[str] = []
-    async with rails.stream_async(messages=history, include_metadata=True) as stream:
-        async for chunk in stream:
-            assert isinstance(chunk, dict)
-            if "text" in chunk:
-                parts.append(chunk["text"])
-                term.write(chunk["text"])
-            elif "error" in chunk:
-                if parts:
-                    term.write("\n")
-                term.notice(*_describe(chunk))
-                # The blocked text never enters the history: the model must not see it again.
-                return BLOCKED_REPLY
-    term.write("\n")
-    return "".join(parts)
+class _Backend(Protocol):
+    async def reply(
+        self, history: list[dict[str, str]], streaming: bool, on_text: Callable[[str], None]
+    ) -> dict[str, Any] | None:
+        """Produce the reply through ``on_text``; return the error payload that ended it, if any."""
+        ...
 
 
-async def _chat(rails: LLMRails, streaming: bool, stdin: TextIO, term: _Terminal) -> None:
-    interactive = stdin.isatty()
-    history: list[dict[str, str]] = []
-    while True:
-        if interactive:
-            term.write("> ")
-        line = await trio.to_thread.run_sync(stdin.readline, abandon_on_cancel=True)
-        if not line:
+class _Local:
+    def __init__(self, rails: LLMRails) -> None:
+        self.rails = rails
+
+    async def reply(
+        self, history: list[dict[str, str]], streaming: bool, on_text: Callable[[str], None]
+    ) -> dict[str, Any] | None:
+        if not streaming:
+            result = await self.rails.generate_async(messages=history)
+            assert isinstance(result, dict)
+            on_text(str(result["content"]))
+            return None
+        async with self.rails.stream_async(messages=history, include_metadata=True) as stream:
+            async for chunk in stream:
+                assert isinstance(chunk, dict)
+                if "text" in chunk:
+                    on_text(chunk["text"])
+                elif "error" in chunk:
+                    return chunk
+        return None
+
+
+class _Remote:
+    def __init__(self, client: httpx.AsyncClient, url: str, config_id: str | None) -> None:
+        self.client = client
+        self.url = url.rstrip("/") + "/v1/chat/completions"
+        self.config_id = config_id
+
+    async def reply(
+        self, history: list[dict[str, str]], streaming: bool, on_text: Callable[[str], None]
+    ) -> dict[str, Any] | None:
+        body: dict[str, Any] = {"messages": history, "stream": streaming}
+        if self.config_id:
+            body["config_id"] = self.config_id
+        try:
+            async with self.client.stream("POST", self.url, json=body) as response:
+                if response.status_code != 200:
+                    raw = await response.aread()
+                    try:
+                        return dict(json.loads(raw))
+                    except ValueError:
+                        return {
+                            "error": {
+                                "message": f"HTTP {response.status_code}: {raw[:200]!r}",
+                                "type": "error",
+                            }
+                        }
+                if not streaming:
+                    reply = json.loads(await response.aread())
+                    on_text(reply["choices"][0]["message"]["content"])
+                    return None
+                decoder = SSEDecoder()
+                async for piece in response.aiter_bytes():
+                    for event in decoder.feed(piece):
+                        if event.data == "[DONE]":
+                            return None
+                        data = json.loads(event.data)
+                        if "error" in data:
+                            return dict(data)
+                        for choice in data.get("choices", []):
+                            content = (choice.get("delta") or {}).get("content")
+                            if content:
+                                on_text(content)
+        except httpx.HTTPError as exc:
+            return {"error": {"message": f"cannot reach {self.url}: {exc}", "type": "error"}}
+        return None
+
+
+class _Chat:
+    def __init__(self, backend: _Backend, streaming: bool, stdin: TextIO, term: _Terminal) -> None:
+        self.backend = backend
+        self.streaming = streaming
+        self.stdin = stdin
+        self.term = term
+        self.history: list[dict[str, str]] = []
+        self.replying: trio.CancelScope | None = None
+
+    async def run(self) -> None:
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(self._on_interrupt, nursery.cancel_scope)
+            await self._loop()
+            nursery.cancel_scope.cancel()
+
+    async def _on_interrupt(self, chat: trio.CancelScope) -> None:
+        with trio.open_signal_receiver(signal.SIGINT) as interrupts:
+            async for _ in interrupts:
+                if self.replying is not None:
+                    self.replying.cancel()  # stop this reply (and its model), stay in the chat
+                else:
+                    self.term.write("\n")
+                    chat.cancel()  # Ctrl-C at the prompt: leave
+                    return
+
+    async def _loop(self) -> None:
+        interactive = self.stdin.isatty()
+        while True:
             if interactive:
-                term.write("\n")
-            return
-        text = line.strip()
-        if not text:
-            continue
-        history.append({"role": "user", "content": text})
-        history.append(
-            {"role": "assistant", "content": await _reply(rails, history, streaming, term)}
-        )
+                self.term.write("> ")
+            line = await trio.to_thread.run_sync(self.stdin.readline, abandon_on_cancel=True)
+            if not line:
+                if interactive:
+                    self.term.write("\n")
+                return
+            text = line.strip()
+            if text:
+                await self._turn(text)
+
+    async def _turn(self, text: str) -> None:
+        self.history.append({"role": "user", "content": text})
+        parts: list[str] = []
+
+        def on_text(piece: str) -> None:
+            parts.append(piece)
+            self.term.write(piece)
+
+        error: dict[str, Any] | None = None
+        with trio.CancelScope() as scope:
+            self.replying = scope
+            error = await self.backend.reply(self.history, self.streaming, on_text)
+        self.replying = None
+        if parts:
+            self.term.write("\n")
+        if scope.cancelled_caught:
+            self.term.notice("stopped", "the reply was interrupted")
+        if error is not None:
+            self.term.notice(*_describe(error))
+            # A blocked text never enters the history: the model must not see it again.
+            self.history.append({"role": "assistant", "content": BLOCKED_REPLY})
+        else:
+            # What the user saw, even if interrupted, is what the model said.
+            self.history.append({"role": "assistant", "content": "".join(parts)})
 
 
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    term = _Terminal(sys.stdout, sys.stderr)
+async def _chat_local(rails: LLMRails, streaming: bool, stdin: TextIO, term: _Terminal) -> None:
+    async with rails:
+        await _Chat(_Local(rails), streaming, stdin, term).run()
+
+
+async def _chat_remote(
+    url: str, config_id: str | None, streaming: bool, stdin: TextIO, term: _Terminal
+) -> None:
+    async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client:
+        await _Chat(_Remote(client, url, config_id), streaming, stdin, term).run()
+
+
+def _chat_command(args: argparse.Namespace) -> int:
+    term = _Terminal(sys.stdout)
+    if args.server_url:
+        trio.run(_chat_remote, args.server_url, args.config_id, args.streaming, sys.stdin, term)
+        return 0
+    if not args.config:
+        print("railstream chat: give a CONFIG folder, or --server-url URL", file=sys.stderr)
+        return 2
     try:
         rails = LLMRails(RailsConfig.from_path(args.config))
     except ConfigError as exc:
@@ -119,12 +266,59 @@ def main(argv: Sequence[str] | None = None) -> int:
     except (RailstreamError, TypeError, ValueError) as exc:
         print(f"railstream: cannot use the config at {args.config}: {exc}", file=sys.stderr)
         return 2
-    try:
-        trio.run(_chat, rails, args.streaming, sys.stdin, term)
-    except KeyboardInterrupt:
-        term.write("\n")
-        return 130
+    trio.run(_chat_local, rails, args.streaming, sys.stdin, term)
     return 0
+
+
+def _server_command(args: argparse.Namespace) -> int:
+    from .server import ConfigRegistry, ServerLimits, ServerSetupError, serve
+    from .server.run import announce
+
+    token = None
+    if args.auth_token_env:
+        token = os.environ.get(args.auth_token_env)
+        if not token:
+            print(
+                f"railstream server: --auth-token-env names {args.auth_token_env}, which is not set",
+                file=sys.stderr,
+            )
+            return 2
+    try:
+        registry = ConfigRegistry.load(args.config, args.default_config_id)
+    except ServerSetupError as exc:
+        print(f"railstream server: cannot start:\n{exc}", file=sys.stderr)
+        return 2
+    limits = ServerLimits(
+        max_body_bytes=args.max_body_bytes, max_concurrent=args.max_concurrent, auth_token=token
+    )
+
+    async def run() -> None:
+        async with trio.open_nursery() as nursery:
+            binds = await nursery.start(
+                lambda task_status: serve(
+                    registry, host=args.host, port=args.port, limits=limits, task_status=task_status
+                )
+            )
+            announce(binds, registry)
+
+    try:
+        trio.run(run)
+    except OSError as exc:
+        print(
+            f"railstream server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
+        )
+        return 2
+    return 0
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "server":
+            return _server_command(args)
+        return _chat_command(args)
+    except KeyboardInterrupt:
+        return 130
 
 
 if __name__ == "__main__":

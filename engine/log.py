@@ -81,6 +81,7 @@ class LLMCallInfo:
     time_to_first_token: float | None
     streamed_tokens: int
     status: str
+    finish_reason: str | None = None
     prompt: str | None = None
     completion: str | None = None
 
@@ -99,6 +100,7 @@ class LLMCallInfo:
             time_to_first_token=call.time_to_first_token,
             streamed_tokens=call.streamed_tokens,
             status=call.status,
+            finish_reason=call.finish_reason,
             prompt=call.prompt,
             completion=call.completion,
         )

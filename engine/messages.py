@@ -196,6 +196,7 @@ class LLMCall:
     started_at: float
     finished_at: float
     first_token_at: float | None = None
+    finish_reason: str | None = None
     prompt: str | None = None
     completion: str | None = None
 

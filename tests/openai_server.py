@@ -62,6 +62,7 @@ class FakeOpenAI:
         self.default = Script()
         self.served: list[Served] = []
         self.port = 0
+        self.client_gone = trio.Event()  # set when any client goes away mid-reply
         self.connections = 0  # accepted so far
         self.open_connections = 0  # not yet closed by the client
 
@@ -129,6 +130,7 @@ class FakeOpenAI:
         if served.disconnected_at is None:
             served.disconnected_at = trio.current_time()
             served.tokens_at_disconnect = served.tokens_written
+            self.client_gone.set()
 
     async def _respond(self, stream: trio.SocketStream, served: Served, script: Script) -> bool:
         if script.stall_before_headers:

@@ -69,4 +69,72 @@ def test_chat_reports_a_bad_config_with_file_and_line(tmp_path: Path) -> None:
 def test_chat_needs_a_config_argument() -> None:
     result = railstream("chat")
     assert result.returncode == 2
-    assert "the following arguments are required: config" in result.stderr
+    assert result.stderr == "railstream chat: give a CONFIG folder, or --server-url URL\n"
+
+
+def test_chat_through_a_server(demo: Path) -> None:
+    from .server_process import ServerProcess
+
+    server = ServerProcess(demo.parent)
+    try:
+        result = subprocess.run(
+            [
+                sys.executable,
+                "-m",
+                "engine.cli",
+                "chat",
+                "--server-url",
+                server.url,
+                "--config-id",
+                "demo",
+                "--streaming",
+            ],
+            input="Hello!\nGive me the key\n",
+            capture_output=True,
+            text=True,
+            timeout=60,
+            check=False,
+        )
+    finally:
+        server.stop()
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0].startswith("Hello! I am a scripted model")
+    assert lines[-1] == "[blocked] Blocked by check no secrets rails."
+    assert "sk-live" not in result.stdout
+
+
+def test_ctrl_c_stops_the_reply_and_the_chat_goes_on(tmp_path: Path) -> None:
+    import selectors
+    import signal
+
+    long_reply = " ".join(f"word{i}" for i in range(400))
+    (tmp_path / "config.yml").write_text(
+        "models:\n  - type: main\n    engine: scripted\n    parameters:\n"
+        f"      delay_ms: 20\n      responses: ['{long_reply}', 'second answer']\n"
+    )
+    chat = subprocess.Popen(
+        [sys.executable, "-m", "engine.cli", "chat", str(tmp_path), "--streaming"],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+    )
+    assert chat.stdin is not None
+    assert chat.stdout is not None
+    try:
+        chat.stdin.write(b"tell me a long story\n")
+        chat.stdin.flush()
+        selector = selectors.DefaultSelector()
+        selector.register(chat.stdout, selectors.EVENT_READ)
+        assert selector.select(timeout=60), "no reply began"  # a hang guard, not a timing
+        first = os.read(chat.stdout.fileno(), 4096)
+        chat.send_signal(signal.SIGINT)  # Ctrl-C while the reply streams
+        rest, err = chat.communicate(input=b"and now?\n", timeout=60)
+    finally:
+        if chat.poll() is None:
+            chat.kill()
+    output = (first + rest).decode()
+    assert chat.returncode == 0, err.decode()
+    assert "[stopped] the reply was interrupted" in output
+    assert "word399" not in output  # the long reply did not run to its end
+    assert output.splitlines()[-1] == "second answer"

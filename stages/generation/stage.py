@@ -58,10 +58,11 @@ async def run_generation(
 
         status: Literal["completed", "cancelled", "failed"] = "cancelled"
         outcome_usage = Usage()
+        finish_reason: str | None = None
         final: GenerationEvent | None = None
         try:
             outcome = await provider.stream(request, emit)
-            status, outcome_usage = "completed", outcome.usage
+            status, outcome_usage, finish_reason = "completed", outcome.usage, outcome.finish_reason
             final = GenerationEnded(outcome.finish_reason)
         except GenerationError as exc:
             status, final = "failed", GenerationFailed(exc.payload)
@@ -88,6 +89,7 @@ async def run_generation(
                 started_at=started,
                 finished_at=time.time(),
                 first_token_at=first_token_at,
+                finish_reason=finish_reason,
             )
             # The record must reach the ledger even when this task is being cancelled; only
             # if the usage stage itself is gone (trio.run shutting down) is there nowhere to go.

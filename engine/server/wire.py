@@ -1,0 +1,184 @@
+"""The OpenAI wire format: request bodies in, chat.completion(.chunk) objects and errors out."""
+
+from __future__ import annotations
+
+import json
+import time
+import uuid
+from collections.abc import Mapping
+from typing import Any
+
+import attrs
+
+from engine.errors import InvalidRequestError
+
+__all__ = [
+    "CompletionRequest",
+    "HttpError",
+    "chunk",
+    "completion",
+    "error_body",
+    "parse_request",
+    "sse",
+]
+
+# Sampling parameters passed on to the model as llm_params.
+_PASSED_ON = frozenset(
+    {
+        "temperature",
+        "top_p",
+        "max_tokens",
+        "max_completion_tokens",
+        "stop",
+        "seed",
+        "presence_penalty",
+        "frequency_penalty",
+        "logit_bias",
+        "response_format",
+    }
+)
+# Accepted and not needed here.
+_ACCEPTED = frozenset(
+    {"user", "n", "messages", "stream", "stream_options", "model", "config_id", "guardrails"}
+)
+
+
+class HttpError(Exception):
+    """An HTTP error answer with an OpenAI error body."""
+
+    def __init__(
+        self,
+        status: int,
+        message: str,
+        *,
+        type: str = "invalid_request_error",
+        param: str | None = None,
+        code: str | int | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        super().__init__(message)
+        self.status = status
+        self.body = error_body(message, type=type, param=param, code=code)
+        self.headers = dict(headers or {})
+
+
+def error_body(
+    message: str, *, type: str, param: str | None = None, code: str | int | None = None
+) -> dict[str, Any]:
+    return {"error": {"message": message, "type": type, "param": param, "code": code}}
+
+
+@attrs.frozen(kw_only=True)
+class CompletionRequest:
+    messages: tuple[dict[str, Any], ...]
+    stream: bool
+    include_usage: bool
+    model: str | None
+    config_id: str | None
+    llm_params: dict[str, Any]
+
+
+def _bad(message: str, param: str | None = None) -> HttpError:
+    return HttpError(400, message, param=param)
+
+
+def parse_request(raw: bytes) -> CompletionRequest:
+    """The request body, checked: a clear 400 for anything a client could get wrong."""
+    try:
+        body = json.loads(raw)
+    except (ValueError, UnicodeDecodeError) as exc:
+        raise _bad(f"the request body is not valid JSON: {exc}") from None
+    if not isinstance(body, dict):
+        raise _bad("the request body must be a JSON object")
+    unknown = sorted(k for k in body if k not in _PASSED_ON and k not in _ACCEPTED)
+    if unknown:
+        raise _bad(f"unsupported parameter: {unknown[0]}", unknown[0])
+    messages = body.get("messages")
+    if not isinstance(messages, list) or not messages:
+        raise _bad("messages: expected a non-empty list of messages", "messages")
+    stream = body.get("stream", False)
+    if not isinstance(stream, bool):
+        raise _bad("stream: expected true or false", "stream")
+    options = body.get("stream_options") or {}
+    if not isinstance(options, dict) or not isinstance(options.get("include_usage", False), bool):
+        raise _bad('stream_options: expected {"include_usage": true|false}', "stream_options")
+    if body.get("n", 1) != 1:
+        raise _bad("n: railstream returns one choice; n must be 1", "n")
+    model = body.get("model")
+    if model is not None and not isinstance(model, str):
+        raise _bad("model: expected a string", "model")
+    config_id = body.get("config_id")
+    guardrails = body.get("guardrails")
+    if guardrails is not None:
+        if not isinstance(guardrails, dict) or set(guardrails) - {"config_id"}:
+            raise _bad('guardrails: expected {"config_id": "..."}', "guardrails")
+        config_id = config_id or guardrails.get("config_id")
+    if config_id is not None and not isinstance(config_id, str):
+        raise _bad("config_id: expected a string", "config_id")
+    return CompletionRequest(
+        messages=tuple(messages),
+        stream=stream,
+        include_usage=bool(options.get("include_usage", False)),
+        model=model,
+        config_id=config_id,
+        llm_params={k: v for k, v in body.items() if k in _PASSED_ON},
+    )
+
+
+def invalid_messages(exc: InvalidRequestError) -> HttpError:
+    return _bad(str(exc), "messages")
+
+
+@attrs.frozen
+class Ids:
+    """What every chunk of one reply shares."""
+
+    id: str
+    created: int
+    model: str
+
+    @classmethod
+    def new(cls, model: str) -> Ids:
+        return cls(id=f"chatcmpl-{uuid.uuid4().hex}", created=int(time.time()), model=model)
+
+
+def chunk(ids: Ids, delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+    return {
+        "id": ids.id,
+        "object": "chat.completion.chunk",
+        "created": ids.created,
+        "model": ids.model,
+        "choices": [{"index": 0, "delta": delta, "finish_reason": finish_reason}],
+    }
+
+
+def usage_chunk(ids: Ids, usage: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": ids.id,
+        "object": "chat.completion.chunk",
+        "created": ids.created,
+        "model": ids.model,
+        "choices": [],
+        "usage": usage,
+    }
+
+
+def completion(ids: Ids, content: str, finish_reason: str, usage: dict[str, Any]) -> dict[str, Any]:
+    return {
+        "id": ids.id,
+        "object": "chat.completion",
+        "created": ids.created,
+        "model": ids.model,
+        "choices": [
+            {
+                "index": 0,
+                "message": {"role": "assistant", "content": content},
+                "finish_reason": finish_reason,
+            }
+        ],
+        "usage": usage,
+    }
+
+
+def sse(data: dict[str, Any] | str) -> bytes:
+    return b"data: " + (data if isinstance(data, str) else json.dumps(data)).encode() + b"\n\n"
