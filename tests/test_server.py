@@ -469,3 +469,29 @@ def test_a_bad_config_stops_the_server_from_starting(tmp_path: Path) -> None:
         ServerProcess(tmp_path)
     assert "config.yml:" in str(exc.value)
     assert "rails.output.streaming.chunk_size: must be >= 1, got 0" in str(exc.value)
+
+
+def test_the_readme_openai_snippet_works_as_printed(demo_server: ServerProcess) -> None:
+    import subprocess
+    import sys
+
+    from .helpers import ROOT
+
+    readme = (ROOT / "README.md").read_text()
+    section = readme.split("## Server (OpenAI-compatible)", 1)[1]
+    snippet = section.split("```python\n", 1)[1].split("```", 1)[0]
+    assert "http://127.0.0.1:8000/v1" in snippet
+    code = snippet.replace("http://127.0.0.1:8000", demo_server.url)
+    outputs = [
+        subprocess.run(
+            [sys.executable, "-c", code], capture_output=True, text=True, timeout=60, check=False
+        )
+        for _ in range(3)  # the demo cycles its three replies
+    ]
+    assert any(
+        o.returncode == 0 and o.stdout.startswith("Hello!") and "tokens]" in o.stdout
+        for o in outputs
+    ), outputs
+    blocked = [o for o in outputs if o.returncode != 0]
+    assert len(blocked) == 1
+    assert "openai.APIError: Blocked by check no secrets rails." in blocked[0].stderr
