@@ -3,6 +3,7 @@
 from .actions import action as action
 from .errors import ConfigError as ConfigError
 from .errors import ConfigProblem as ConfigProblem
+from .models import BlocklistConfig as BlocklistConfig
 from .models import ModelConfig as ModelConfig
 from .models import OutputRailsConfig as OutputRailsConfig
 from .models import OutputStreamingConfig as OutputStreamingConfig
@@ -11,6 +12,7 @@ from .models import RailsConfig as RailsConfig
 from .models import RailsSection as RailsSection
 
 __all__ = [
+    "BlocklistConfig",
     "ConfigError",
     "ConfigProblem",
     "ModelConfig",

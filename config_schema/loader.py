@@ -90,7 +90,12 @@ _NOT_SUPPORTED: dict[tuple[str, ...], str] = {
     },
 }
 
-_FLOW_PROMPTS = {"self check output": "self_check_output"}
+# Built-in flows: the prompt task each needs, and the model type it must have.
+_FLOW_PROMPTS = {
+    "self check output": "self_check_output",
+    "content safety check output": "content_safety_check_output",
+}
+_FLOW_MODELS = {"content safety check output": "content_safety"}
 
 
 @attrs.frozen
@@ -273,6 +278,24 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
             f"must be > 0 (or null for none), got {streaming.rail_timeout_s}",
         )
 
+    for flow, seconds in streaming.rail_timeouts_s.items():
+        if flow not in output.flows:
+            yield (*base, "rail_timeouts_s", flow), f"{flow!r} is not one of rails.output.flows"
+        elif seconds <= 0:
+            yield (*base, "rail_timeouts_s", flow), f"must be > 0, got {seconds}"
+    blocklist = output.blocklist
+    for j, pattern in enumerate(blocklist.patterns):
+        try:
+            re.compile(pattern)
+        except re.error as exc:
+            yield (
+                ("rails", "output", "blocklist", "patterns", j),
+                f"not a valid regular expression: {exc}",
+            )
+    for j, word in enumerate(blocklist.words):
+        if not word.strip():
+            yield ("rails", "output", "blocklist", "words", j), "a blocked word must not be empty"
+
     seen_flows: set[str] = set()
     for i, flow in enumerate(output.flows):
         if not flow.strip():
@@ -285,6 +308,19 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
             yield (
                 ("rails", "output", "flows", i),
                 (f"flow {flow!r} needs a prompt with task {task!r} in prompts"),
+            )
+        model_type = _FLOW_MODELS.get(flow)
+        if model_type is not None and config.model(model_type) is None:
+            yield (
+                ("rails", "output", "flows", i),
+                f"flow {flow!r} needs a model of type {model_type!r} in models",
+            )
+        if flow == "blocklist check output" and not (
+            output.blocklist.words or output.blocklist.patterns
+        ):
+            yield (
+                ("rails", "output", "flows", i),
+                "flow 'blocklist check output' needs rails.output.blocklist words or patterns",
             )
 
     seen_tasks: set[str] = set()

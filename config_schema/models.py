@@ -13,6 +13,7 @@ from typing import Any
 import attrs
 
 __all__ = [
+    "BlocklistConfig",
     "ModelConfig",
     "OutputRailsConfig",
     "OutputStreamingConfig",
@@ -48,6 +49,21 @@ class OutputStreamingConfig:
     max_concurrent_checks: int = 4
     # A hung rail must never hang the stream: past this, it fails closed.
     rail_timeout_s: float | None = 30.0
+    # Per flow, overriding rail_timeout_s: {"self check output": 20}.
+    rail_timeouts_s: dict[str, float] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class BlocklistConfig:
+    """``rails.output.blocklist``: what ``blocklist check output`` blocks.
+
+    Words match whole (not inside longer words), case-folded unless ``case_sensitive``;
+    patterns are regular expressions, compiled once when the config loads.
+    """
+
+    words: tuple[str, ...] = ()
+    patterns: tuple[str, ...] = ()
+    case_sensitive: bool = False
 
 
 @attrs.frozen(kw_only=True)
@@ -57,6 +73,7 @@ class OutputRailsConfig:
     flows: tuple[str, ...] = ()
     parallel: bool = False
     streaming: OutputStreamingConfig = attrs.field(factory=OutputStreamingConfig)
+    blocklist: BlocklistConfig = attrs.field(factory=BlocklistConfig)
 
 
 @attrs.frozen(kw_only=True)

@@ -19,7 +19,7 @@ from stages.generation import (
     WholeReply,
     make_provider,
 )
-from stages.rails import BUILTIN_RAIL_PROMPTS, Action, ActionRail, Rail, SelfCheckOutput
+from stages.rails import Action, ActionRail, Rail, builtin_rail
 
 from .errors import (
     DownstreamError,
@@ -100,16 +100,9 @@ class LLMRails:
             self._providers["main"] = llm
         self._builtin: dict[str, Rail] = {}
         for flow in config.rails.output.flows:
-            task = BUILTIN_RAIL_PROMPTS.get(flow)
-            if task is None:
-                continue
-            prompt = config.prompt(task)
-            provider = self._providers.get(task) or self._providers.get("main")
-            if prompt is None or provider is None:
-                raise RailNotFoundError(
-                    f"flow {flow!r} needs a prompt for {task!r} and a model (main or {task})"
-                )
-            self._builtin[flow] = SelfCheckOutput(template=prompt.content, provider=provider)
+            rail = builtin_rail(flow, config, self._providers)
+            if rail is not None:
+                self._builtin[flow] = rail
         for name, fn in config.actions.items():
             self.register_action(fn, name)
 
@@ -297,6 +290,7 @@ class LLMRails:
             rails=rails,
             parallel=self.config.rails.output.parallel,
             rail_timeout_s=streaming_config.rail_timeout_s,
+            rail_timeouts_s=streaming_config.rail_timeouts_s,
             chunk_size=streaming_config.chunk_size if streaming else None,
             context_size=streaming_config.context_size,
             stream_first=streaming_config.stream_first if streaming else False,

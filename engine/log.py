@@ -188,17 +188,14 @@ class GenerationLog:
         cls, ledger: UsageLedger, options: GenerationLogOptions | None = None
     ) -> GenerationLog:
         calls = [LLMCallInfo.from_record(c) for c in ledger.llm_calls]
-        judge_calls: dict[str, list[LLMCallInfo]] = {}
-        for info in calls:
-            judge_calls.setdefault(info.task, []).append(info)
-        rails = []
-        for run in ledger.rail_runs:
-            mine = [
-                c
-                for c in judge_calls.get(run.action, [])
-                if run.started_at <= c.started_at <= run.finished_at
-            ]
-            rails.append(ActivatedRail.from_record(run, mine))
+        # A judge call belongs to the rail run of its task on its window.
+        judged: dict[tuple[str, int | None], list[LLMCallInfo]] = {}
+        for call, info in zip(ledger.llm_calls, calls, strict=True):
+            judged.setdefault((call.task, call.window_index), []).append(info)
+        rails = [
+            ActivatedRail.from_record(run, judged.get((run.action, run.window_index), []))
+            for run in ledger.rail_runs
+        ]
         stats = GenerationStats(
             llm_calls_count=len(calls),
             llm_calls_duration=sum(c.duration for c in calls),

@@ -10,9 +10,11 @@ so the per-token cost of the channels stays small.
 from __future__ import annotations
 
 import json
-from typing import Any, Literal
+import time
+from typing import Any, Literal, TypedDict
 
 import attrs
+import trio
 
 __all__ = [
     "BufferEvent",
@@ -29,6 +31,7 @@ __all__ = [
     "StreamEnded",
     "StreamError",
     "StreamFailed",
+    "Stopwatch",
     "TokenBatch",
     "Usage",
     "Window",
@@ -183,6 +186,32 @@ class Usage:
     total_tokens: int | None = None
 
 
+class Stamps(TypedDict):
+    started_at: float
+    finished_at: float
+    duration: float
+
+
+class Stopwatch:
+    """Times one call or rail run: wall-clock start and end for the log, and a duration on
+    trio's monotonic clock (immune to clock changes, and virtual under a test clock)."""
+
+    def __init__(self) -> None:
+        self.started_at = time.time()
+        self._start = trio.current_time()
+
+    def elapsed(self) -> float:
+        return trio.current_time() - self._start
+
+    def stamps(self) -> Stamps:
+        duration = self.elapsed()
+        return {
+            "started_at": self.started_at,
+            "finished_at": self.started_at + duration,
+            "duration": duration,
+        }
+
+
 @attrs.frozen(kw_only=True)
 class LLMCall:
     """One call to a model: the main generation or a rail's judge call."""
@@ -195,18 +224,12 @@ class LLMCall:
     status: Literal["completed", "cancelled", "failed"]
     started_at: float
     finished_at: float
-    first_token_at: float | None = None
+    duration: float
+    time_to_first_token: float | None = None
     finish_reason: str | None = None
+    window_index: int | None = None  # a judge call: the window it judged
     prompt: str | None = None
     completion: str | None = None
-
-    @property
-    def duration(self) -> float:
-        return self.finished_at - self.started_at
-
-    @property
-    def time_to_first_token(self) -> float | None:
-        return None if self.first_token_at is None else self.first_token_at - self.started_at
 
 
 @attrs.frozen(kw_only=True)
@@ -219,12 +242,9 @@ class RailRun:
     verdict: Literal["pass", "block", "error"]
     started_at: float
     finished_at: float
+    duration: float
     reason: str | None = None
     return_value: Any = None
-
-    @property
-    def duration(self) -> float:
-        return self.finished_at - self.started_at
 
 
 LogRecord = LLMCall | RailRun

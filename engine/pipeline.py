@@ -17,7 +17,7 @@ recorded too.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -45,6 +45,7 @@ class PipelinePlan:
     rails: Sequence[Rail] = ()
     parallel: bool = False
     rail_timeout_s: float | None = None
+    rail_timeouts_s: Mapping[str, float] = attrs.field(factory=dict)
     # None: one window holding the whole reply (non-streaming generate).
     chunk_size: int | None = 200
     context_size: int = 0
@@ -115,6 +116,7 @@ class Pipeline:
                         plan.rails,
                         parallel=plan.parallel,
                         timeout=plan.rail_timeout_s,
+                        timeouts=plan.rail_timeouts_s,
                         context=context,
                     )
                 buffer = None

@@ -292,6 +292,7 @@ async def test_usage_stage_records_until_every_sender_is_closed(
         status="completed",
         started_at=0,
         finished_at=1,
+        duration=1,
     )
     judge = LLMCall(
         task="self_check_output",
@@ -302,6 +303,7 @@ async def test_usage_stage_records_until_every_sender_is_closed(
         status="completed",
         started_at=0,
         finished_at=1,
+        duration=1,
     )
     other = send.clone()
     async with trio.open_nursery() as nursery:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import time
 from collections.abc import Sequence
 from typing import Literal
 
@@ -16,6 +15,7 @@ from engine.messages import (
     GenerationFailed,
     LLMCall,
     LogRecord,
+    Stopwatch,
     StreamError,
     TokenBatch,
     Usage,
@@ -39,18 +39,18 @@ async def run_generation(
     a consumer that left), the provider is cancelled mid-call and the record says so.
     """
     with outbox, usage:
-        started = time.time()
-        first_token_at: float | None = None
+        watch = Stopwatch()
+        first_token: float | None = None
         streamed = 0
 
         async def emit(tokens: Sequence[str]) -> None:
-            nonlocal first_token_at, streamed
+            nonlocal first_token, streamed
             # A token is a non-empty content delta; empty ones carry nothing to check.
             batch = tuple(t for t in tokens if t)
             if not batch:
                 return
-            if first_token_at is None:
-                first_token_at = time.time()
+            if first_token is None:
+                first_token = watch.elapsed()
             streamed += len(batch)
             # Tokens that arrive together (one network read holds many) queue up and move on
             # together; a paced stream still hands each on at once (see stages.flow).
@@ -86,9 +86,8 @@ async def run_generation(
                 usage=outcome_usage,
                 streamed_tokens=streamed,
                 status=status,
-                started_at=started,
-                finished_at=time.time(),
-                first_token_at=first_token_at,
+                **watch.stamps(),
+                time_to_first_token=first_token,
                 finish_reason=finish_reason,
             )
             # The record must reach the ledger even when this task is being cancelled; only

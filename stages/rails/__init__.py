@@ -5,8 +5,12 @@ from .actions import Action as Action
 from .actions import RailResultError as RailResultError
 from .actions import interpret_result as interpret_result
 from .builtin import BUILTIN_RAIL_PROMPTS as BUILTIN_RAIL_PROMPTS
+from .builtin import BlocklistCheckOutput as BlocklistCheckOutput
+from .builtin import ContentSafetyCheckOutput as ContentSafetyCheckOutput
 from .builtin import SelfCheckOutput as SelfCheckOutput
+from .builtin import builtin_rail as builtin_rail
 from .builtin import parse_judge_answer as parse_judge_answer
+from .builtin import parse_safety_answer as parse_safety_answer
 from .context import Rail as Rail
 from .context import RailContext as RailContext
 from .context import RailResult as RailResult
@@ -20,6 +24,8 @@ __all__ = [
     "Action",
     "ActionRail",
     "BUILTIN_RAIL_PROMPTS",
+    "BlocklistCheckOutput",
+    "ContentSafetyCheckOutput",
     "Rail",
     "RailContext",
     "RailResult",
@@ -27,7 +33,9 @@ __all__ = [
     "SelfCheckOutput",
     "Verdict",
     "WindowEvaluator",
+    "builtin_rail",
     "interpret_result",
     "parse_judge_answer",
+    "parse_safety_answer",
     "run_rails",
 ]

@@ -4,14 +4,13 @@ from __future__ import annotations
 
 import contextlib
 import math
-import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Literal
 
 import attrs
 import trio
 
-from engine.messages import RailRun, StreamError, Window
+from engine.messages import RailRun, Stopwatch, StreamError, Window
 
 from .actions import Action, interpret_result
 from .context import Rail, RailContext, RailResult
@@ -60,11 +59,21 @@ class WindowEvaluator:
     """Applies every rail to a window; a rail that raises or runs too long fails closed."""
 
     def __init__(
-        self, rails: Sequence[Rail], *, parallel: bool, timeout: float | None, context: RailContext
+        self,
+        rails: Sequence[Rail],
+        *,
+        parallel: bool,
+        timeout: float | None,
+        context: RailContext,
+        timeouts: Mapping[str, float] | None = None,
     ) -> None:
         self._rails = tuple(rails)
         self._parallel = parallel and len(self._rails) > 1
-        self._timeout = math.inf if timeout is None else timeout
+        default = math.inf if timeout is None else timeout
+        # Per rail: its own limit if it has one, else the default.
+        self._timeouts = {
+            rail.name: (timeouts or {}).get(rail.name, default) for rail in self._rails
+        }
         self._context = context
 
     @property
@@ -93,11 +102,12 @@ class WindowEvaluator:
         return Verdict(first)
 
     async def _run(self, rail: Rail, window: Window) -> StreamError | None:
-        started = time.time()
+        watch = Stopwatch()
         verdict: Literal["pass", "block", "error"]
         result: RailResult | None = None
         detail = ""
-        with trio.move_on_after(self._timeout) as scope:
+        limit = self._timeouts[rail.name]
+        with trio.move_on_after(limit) as scope:
             try:
                 result = await rail.check(window, self._context)
             except Exception as exc:  # fail closed: a broken rail blocks
@@ -108,7 +118,7 @@ class WindowEvaluator:
             reason = result.reason
         else:
             if scope.cancelled_caught:
-                detail = f"timed out after {self._timeout:g}s"
+                detail = f"timed out after {limit:g}s"
             verdict, error, reason = "error", StreamError.rail_failed(rail.name, detail), detail
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._context.record(
@@ -117,8 +127,7 @@ class WindowEvaluator:
                     action=rail.action_name,
                     window_index=window.index,
                     verdict=verdict,
-                    started_at=started,
-                    finished_at=time.time(),
+                    **watch.stamps(),
                     reason=reason,
                     return_value=None if result is None else result.return_value,
                 )
