@@ -43,9 +43,10 @@ class StampingProvider:
         self.sent_at: list[int] = []  # perf_counter_ns per token
 
     async def stream(self, request: ChatRequest, emit: Any) -> ProviderOutcome:
+        start = trio.current_time()
         for i in range(0, self.count, self.batch):
             if self.delay:
-                await trio.sleep(self.delay)
+                await trio.sleep_until(start + (i // self.batch + 1) * self.delay)
             batch = [f"tok{j} " for j in range(i, min(i + self.batch, self.count))]
             if self.stamp:
                 now = time.perf_counter_ns()

@@ -520,3 +520,35 @@ async def test_prompt_is_taken_as_the_user_message(autojump_clock: trio.testing.
     rails = make_rails(["fine"])
     with trio.fail_after(HANG_GUARD_S):
         assert await collect(rails, messages=None, prompt="one two three") == ["fine"]
+
+
+@pytest.mark.parametrize("limit", [1, 2, 4])
+async def test_checks_overlap_up_to_max_concurrent_checks_and_no_further(
+    autojump_clock: trio.testing.MockClock, limit: int
+) -> None:
+    active, peak = 0, 0
+
+    async def slow(bot_message: str) -> bool:
+        nonlocal active, peak
+        active += 1
+        peak = max(peak, active)
+        await trio.sleep(1)
+        active -= 1
+        return True
+
+    # 8 windows of 4 new tokens, all generated at once; each check takes 1 s.
+    rails = make_rails(
+        [" ".join(f"t{i}" for i in range(32))],
+        actions={"slow": slow},
+        flows=["slow"],
+        chunk_size=4,
+        context_size=0,
+        max_concurrent_checks=limit,
+    )
+    with trio.fail_after(HANG_GUARD_S):
+        start = trio.current_time()
+        chunks = await collect(rails)
+        elapsed = trio.current_time() - start
+    assert "".join(chunks) == " ".join(f"t{i}" for i in range(32))
+    assert peak == limit
+    assert elapsed == pytest.approx(8 / limit)

@@ -74,9 +74,13 @@ class ScriptedProvider:
     async def stream(self, request: ChatRequest, emit: Emit) -> ProviderOutcome:
         reply = self._next_reply()
         step = 1 if self._delay > 0 else _BATCH
+        # Paced against the clock, not by sleeping a delay after each token: a model's rate
+        # does not drift with timer overshoot, and one that was held up by a slow consumer
+        # has its next tokens ready at once, as a server's buffer would.
+        start = trio.current_time()
         for i in range(0, len(reply), step):
             if self._delay > 0:
-                await trio.sleep(self._delay)
+                await trio.sleep_until(start + (i + 1) * self._delay)
             batch = reply[i : i + step]
             # Counted before the hand-off: a token is produced even if nobody takes it.
             self.tokens_streamed += len(batch)

@@ -76,11 +76,16 @@ class _RailsStage:
         # A slot is held from a check's start until its verdict is applied, so both the checks
         # in flight and the verdicts waiting behind a slow one stay within the limit.
         self._slots = trio.Semaphore(max_concurrent_checks)
+        self._max_checks = max_concurrent_checks
         self._released_upto = 0  # stream position of the first token not yet released
         self._last_passed: Window | None = None
 
     async def run(self) -> None:
-        queue_send, queue_recv = trio.open_memory_channel[_Check | EndOfTokens](0)
+        # Room for every check the slots allow (and the end marker): a smaller queue would hold
+        # the dispatcher back, and fewer checks than allowed would overlap.
+        queue_send, queue_recv = trio.open_memory_channel[_Check | EndOfTokens](
+            self._max_checks + 1
+        )
         async with trio.open_nursery() as nursery:
             nursery.start_soon(self._dispatch, queue_send, nursery)
             with queue_recv:
