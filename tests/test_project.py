@@ -69,3 +69,17 @@ def test_demo_paths_in_readme_exist() -> None:
     assert (ROOT / "examples" / "demo" / "config.yml").is_file()
     assert (ROOT / "examples" / "demo" / "actions.py").is_file()
     assert Path(ROOT / "benchmarks" / "README.md").is_file()
+
+
+def test_the_readme_config_reference_is_a_valid_config() -> None:
+    from engine import RailsConfig
+
+    readme = (ROOT / "README.md").read_text()
+    block = (
+        readme.split("## Config reference (`config.yml`)", 1)[1]
+        .split("```yaml\n", 1)[1]
+        .split("```", 1)[0]
+    )
+    config = RailsConfig.from_content(yaml_content=block)
+    assert config.rails.output.streaming.rail_timeouts_s == {"check no secrets": 2}
+    assert config.rails.output.blocklist.words == ("internal-only", "launch code")
