@@ -21,6 +21,7 @@ from stages.generation import (
 )
 from stages.rails import Action, ActionRail, Rail, builtin_rail
 
+from .asyncio_bridge import AsyncioBridge, in_asyncio
 from .errors import (
     DownstreamError,
     GenerationError,
@@ -115,7 +116,10 @@ class LLMRails:
 
     async def aclose(self) -> None:
         """Close the pooled HTTP connections. ``async with LLMRails(config) as rails:`` does it."""
-        await self._http.aclose()
+        if in_asyncio():
+            await (await AsyncioBridge.get()).call(self._http.aclose)
+        else:
+            await self._http.aclose()
 
     async def __aenter__(self) -> LLMRails:
         return self
@@ -159,6 +163,20 @@ class LLMRails:
         Output rails see the whole reply at once; with ``streaming_handler`` they see it window
         by window, exactly as with :meth:`stream_async`, and the handler gets the chunks.
         """
+        if in_asyncio():
+            bridge = await AsyncioBridge.get()
+            return await bridge.call(
+                self._generate_in_trio, messages, prompt, options, streaming_handler
+            )
+        return await self._generate_in_trio(messages, prompt, options, streaming_handler)
+
+    async def _generate_in_trio(
+        self,
+        messages: Sequence[Mapping[str, Any]] | None = None,
+        prompt: str | None = None,
+        options: GenerationOptions | Mapping[str, Any] | None = None,
+        streaming_handler: StreamingHandler | None = None,
+    ) -> dict[str, Any] | GenerationResponse:
         parsed = parse_options(options)
         plan = self._plan(messages, prompt, parsed, None, streaming=streaming_handler is not None)
         pipeline = Pipeline(plan)

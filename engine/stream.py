@@ -8,10 +8,11 @@ when the stream is dropped (``break`` out of ``async for rails.stream_async(...)
 from __future__ import annotations
 
 import enum
-from typing import Any
+from typing import Any, cast
 
 import trio
 
+from .asyncio_bridge import AsyncioBridge, in_asyncio
 from .errors import StreamStateError
 from .log import GenerationLog
 from .messages import OutputEvent, Released, StreamEnded, StreamError, StreamFailed
@@ -20,6 +21,8 @@ from .pipeline import Pipeline, PipelineStatistics
 __all__ = ["RailsStream", "StreamState"]
 
 Chunk = str | dict[str, Any]
+
+_END = object()  # the end of a stream, as it crosses from trio to asyncio
 
 
 class StreamState(enum.Enum):
@@ -77,6 +80,7 @@ class RailsStream:
         self._finish_reason: str | None = None
         self._metadata_due = False
         self._held: OutputEvent | None = None  # taken from the channel ahead of its turn
+        self._bridge: AsyncioBridge | None = None  # set when iterated from asyncio
 
     @property
     def state(self) -> StreamState:
@@ -102,6 +106,23 @@ class RailsStream:
         await self.aclose()
 
     async def __anext__(self) -> Chunk:
+        if in_asyncio():
+            # From asyncio: the same logic, run in railstream's trio guest run on this loop.
+            self._bridge = await AsyncioBridge.get()
+            chunk = await self._bridge.call(self._next_or_end)
+            if chunk is _END:
+                raise StopAsyncIteration
+            return cast(Chunk, chunk)
+        return await self._next_in_trio()
+
+    async def _next_or_end(self) -> Chunk | object:
+        # An asyncio future cannot carry StopAsyncIteration: the end crosses as a sentinel.
+        try:
+            return await self._next_in_trio()
+        except StopAsyncIteration:
+            return _END
+
+    async def _next_in_trio(self) -> Chunk:
         if self._state is StreamState.CLOSED:
             raise StreamStateError("this stream is closed")
         if self._state is StreamState.ENDED:
@@ -142,6 +163,12 @@ class RailsStream:
 
     async def aclose(self) -> None:
         """Stop the stream and its generation; idempotent. Returns once nothing runs for it."""
+        if in_asyncio():
+            await (await AsyncioBridge.get()).call(self._aclose_in_trio)
+        else:
+            await self._aclose_in_trio()
+
+    async def _aclose_in_trio(self) -> None:
         if self._state is StreamState.CLOSED:
             return
         started = self._state is not StreamState.NEW
@@ -159,6 +186,9 @@ class RailsStream:
         # `break` out of `async for chunk in rails.stream_async(...)` drops the last reference
         # here: stop generating at once rather than when the lookahead fills.
         if self._state is StreamState.OPEN and not self._done.is_set():
+            if self._bridge is not None:
+                self._bridge.run_sync_soon(self._pipeline.cancel)
+                return
             try:
                 self._pipeline.cancel()
             except RuntimeError:  # pragma: no cover - collected outside the trio thread

@@ -9,6 +9,8 @@ import warnings
 
 import trio
 
+from .asyncio_bridge import AsyncioBridge, in_asyncio
+
 __all__ = ["StreamingHandler"]
 
 
@@ -31,10 +33,19 @@ class StreamingHandler:
         return self
 
     async def __anext__(self) -> str:
+        if in_asyncio():
+            chunk = await (await AsyncioBridge.get()).call(self._next_or_end)
+        else:
+            chunk = await self._next_or_end()
+        if chunk is None:
+            raise StopAsyncIteration
+        return chunk
+
+    async def _next_or_end(self) -> str | None:
         try:
             return await self._receive.receive()
         except trio.EndOfChannel:
-            raise StopAsyncIteration from None
+            return None
 
     async def push_chunk(self, chunk: str) -> None:
         """Hand on a chunk; waits while the consumer is behind."""

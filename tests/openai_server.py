@@ -112,6 +112,14 @@ class FakeOpenAI:
                         return
                     buffer += data
                 body, buffer = buffer[:length], buffer[length:]
+                if lines[0].startswith("GET /_stats"):
+                    # For tests that run this server as a process: what happened so far.
+                    stats = json.dumps([attrs.asdict(s) for s in self.served]).encode()
+                    await stream.send_all(
+                        f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(stats)}\r\n\r\n".encode()
+                        + stats
+                    )
+                    continue
                 served = Served(body=json.loads(body or b"{}"), headers=headers)
                 self.served.append(served)
                 script = self.scripts.popleft() if self.scripts else self.default

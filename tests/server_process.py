@@ -15,6 +15,8 @@ from .helpers import ROOT
 
 
 class ServerProcess:
+    """`railstream server`; ``url`` is where it listens, read from its first line."""
+
     def __init__(self, config_dir: Path, *args: str, env: dict[str, str] | None = None) -> None:
         # Kept open for the server's lifetime, closed by stop().
         self._log = tempfile.NamedTemporaryFile(  # noqa: SIM115
