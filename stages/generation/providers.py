@@ -18,4 +18,9 @@ def make_provider(model: ModelConfig, clients: HttpClients) -> ChatProvider:
         return ScriptedProvider(model=model.model, parameters=model.parameters)
     if model.engine == "openai":
         return OpenAIProvider(model=model, clients=clients)
+    if model.engine == "huggingface_pipeline":
+        from .huggingface import huggingface_provider  # transformers only when asked for
+
+        assert model.model
+        return huggingface_provider(model.model, model.parameters)
     raise ValueError(f"engine {model.engine!r} has no provider")
