@@ -9,6 +9,7 @@ away: the evidence that cancellation reaches the wire.
 from __future__ import annotations
 
 import json
+import time
 from collections import deque
 from typing import Any
 
@@ -34,6 +35,23 @@ class Script:
     done: bool = True  # end with data: [DONE]
     finish_reason: str = "stop"
     one_write: bool = False  # every event in a single write (many deltas per read)
+    stamp: bool = False  # each token's text is the time.monotonic_ns() it was sent at
+    forbidden_at: int | None = None  # this token is "FORBIDDEN " (for block scenarios)
+
+    @classmethod
+    def from_model(cls, model: str) -> Script | None:
+        """A benchmark's script from its model name: ``bench:tokens=2000:delay=0.001:forbidden=1000``."""
+        if not model.startswith("bench:"):
+            return None
+        fields = dict(part.split("=", 1) for part in model.split(":")[1:])
+        tokens = int(fields.get("tokens", "200"))
+        forbidden = fields.get("forbidden")
+        return cls(
+            tokens=["x "] * tokens,
+            delay=float(fields.get("delay", "0")),
+            stamp=True,
+            forbidden_at=int(forbidden) if forbidden else None,
+        )
 
 
 @attrs.define
@@ -46,6 +64,8 @@ class Served:
     disconnected_at: float | None = None  # trio time the client's close was seen
     tokens_at_disconnect: int | None = None
     finished: bool = False
+    sent_ns: list[int] = attrs.field(factory=list)  # time.monotonic_ns() of each token written
+    disconnected_ns: int | None = None
 
 
 class ClientGone(Exception):
@@ -113,8 +133,11 @@ class FakeOpenAI:
                     buffer += data
                 body, buffer = buffer[:length], buffer[length:]
                 if lines[0].startswith("GET /_stats"):
-                    # For tests that run this server as a process: what happened so far.
-                    stats = json.dumps([attrs.asdict(s) for s in self.served]).encode()
+                    # For tests and benchmarks that run this server as a process.
+                    chosen = (
+                        self.served[-1:] if lines[0].startswith("GET /_stats/last") else self.served
+                    )
+                    stats = json.dumps([attrs.asdict(s) for s in chosen]).encode()
                     await stream.send_all(
                         f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(stats)}\r\n\r\n".encode()
                         + stats
@@ -122,7 +145,9 @@ class FakeOpenAI:
                     continue
                 served = Served(body=json.loads(body or b"{}"), headers=headers)
                 self.served.append(served)
-                script = self.scripts.popleft() if self.scripts else self.default
+                script = Script.from_model(str(served.body.get("model", ""))) or (
+                    self.scripts.popleft() if self.scripts else self.default
+                )
                 try:
                     keep_open = await self._respond(stream, served, script)
                 except Drop:
@@ -137,6 +162,7 @@ class FakeOpenAI:
     def _gone(self, served: Served) -> None:
         if served.disconnected_at is None:
             served.disconnected_at = trio.current_time()
+            served.disconnected_ns = time.monotonic_ns()
             served.tokens_at_disconnect = served.tokens_written
             self.client_gone.set()
 
@@ -236,6 +262,7 @@ class FakeOpenAI:
                 pending.clear()
 
         await flush()
+        start = trio.current_time()
         for i, token in enumerate(script.tokens):
             if script.drop_after == i:
                 await flush(force=True)
@@ -263,10 +290,15 @@ class FakeOpenAI:
                 pending.append(chunk("{not json"))
                 await flush(force=True)
             if script.delay and not script.one_write:
-                await trio.sleep(script.delay)
+                await trio.sleep_until(start + (i + 1) * script.delay)  # paced against the clock
+            if script.forbidden_at == i:
+                token = "FORBIDDEN "
+            elif script.stamp:
+                token = f"{time.monotonic_ns()} "
             pending.append(chunk(delta({"content": token})))
             await flush()
             served.tokens_written += 1
+            served.sent_ns.append(time.monotonic_ns())
         pending.append(chunk(delta({}, script.finish_reason)))
         if script.usage and served.body.get("stream_options", {}).get("include_usage"):
             usage = {

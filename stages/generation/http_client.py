@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import ssl
+
+import certifi
+import httpcore  # noqa: F401  (httpx imports it on its first client: ~75 ms of a first reply)
 import httpx
 import trio
 
@@ -21,13 +25,16 @@ class HttpClients:
         )
         self._client: httpx.AsyncClient | None = None
         self._run: object = None
+        # Made once, here: an SSL context costs ~50 ms (loading the CA bundle), which every new
+        # client would otherwise pay on the first request of its run.
+        self._ssl = ssl.create_default_context(cafile=certifi.where())
 
     def client(self) -> httpx.AsyncClient:
         run = trio.lowlevel.current_trio_token()
         if self._client is None or self._run is not run:
             # Timeouts are set per request; redirects are never followed for a POST.
             self._client = httpx.AsyncClient(
-                limits=self._limits, timeout=None, follow_redirects=False
+                limits=self._limits, timeout=None, follow_redirects=False, verify=self._ssl
             )
             self._run = run
         return self._client

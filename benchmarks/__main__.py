@@ -1,0 +1,463 @@
+"""railstream side by side with the floor and NeMo Guardrails: ``python -m benchmarks``.
+
+    python -m benchmarks --setup-nemo      # once: NeMo Guardrails 0.24.1 in .bench/nemo-venv
+    python -m benchmarks [--quick] [--out DIR]
+
+A local OpenAI-compatible server (tests/openai_server.py) runs in its own process, pinned to
+one core; every measurement is a fresh client process (benchmarks/client.py) pinned to the
+other, for: the floor (a plain httpx loop), railstream (no rails; 200/50 stream_first true and
+false; 32/8) and NeMo Guardrails (same configs, a rail action doing the same work). Each token
+the server writes carries its send time (time.monotonic_ns()), so latency per chunk is receive
+time minus send time for the same token. Writes results.json, report.md and PNG plots.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+NEMO_VENV = ROOT / ".bench" / "nemo-venv"
+CLIENT = ROOT / "benchmarks" / "client.py"
+
+RAILS = {
+    "200/50 first": {"chunk_size": 200, "context_size": 50, "stream_first": True},
+    "200/50 hold": {"chunk_size": 200, "context_size": 50, "stream_first": False},
+    "32/8 first": {"chunk_size": 32, "context_size": 8, "stream_first": True},
+}
+
+
+def setup_nemo() -> None:
+    """NeMo Guardrails 0.24.1 in its own venv, so its dependencies never meet railstream's."""
+    subprocess.run([sys.executable, "-m", "venv", str(NEMO_VENV)], check=True)
+    subprocess.run(
+        [str(NEMO_VENV / "bin" / "pip"), "install", "-q", "nemoguardrails==0.24.1"], check=True
+    )
+    print(f"NeMo Guardrails installed in {NEMO_VENV}")
+
+
+def nemo_python() -> str | None:
+    python = NEMO_VENV / "bin" / "python"
+    if not python.exists():
+        return None
+    ok = subprocess.run(
+        [str(python), "-c", "import nemoguardrails"], capture_output=True, check=False
+    )
+    return str(python) if ok.returncode == 0 else None
+
+
+def pin(core: int) -> Any:
+    cores = os.sched_getaffinity(0)
+
+    def apply() -> None:
+        if len(cores) > 1:  # apart from the other process, where the machine allows
+            os.sched_setaffinity(0, {sorted(cores)[core % len(cores)]})
+
+    return apply
+
+
+def pct(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(q * len(ordered)))] if ordered else float("nan")
+
+
+class Bench:
+    def __init__(self, quick: bool, out: Path) -> None:
+        self.quick = quick
+        self.out = out
+        self.nemo = nemo_python()
+        self.results: list[dict[str, Any]] = []
+        self.server = subprocess.Popen(
+            [sys.executable, "-m", "tests.openai_server"],
+            cwd=ROOT,
+            stdout=subprocess.PIPE,
+            text=True,
+            preexec_fn=pin(0),
+        )
+        assert self.server.stdout is not None
+        self.base = f"http://127.0.0.1:{self.server.stdout.readline().strip()}"
+
+    def close(self) -> None:
+        self.server.kill()
+        self.server.wait()
+
+    def systems(
+        self, rails: list[str], floor: bool = True, plain: bool = False
+    ) -> list[tuple[str, str, dict[str, Any] | None]]:
+        found: list[tuple[str, str, dict[str, Any] | None]] = []
+        if floor:
+            found.append(("floor", "floor", None))
+        if plain:
+            found.append(("railstream", "railstream", None))
+        found += [(f"railstream {r}", "railstream", RAILS[r]) for r in rails]
+        if self.nemo:
+            found += [(f"nemo {r}", "nemo", RAILS[r]) for r in rails]
+        return found
+
+    def run(
+        self, scenario: str, label: str, system: str, spec: dict[str, Any], step: str
+    ) -> dict[str, Any]:
+        python = self.nemo if system == "nemo" else sys.executable
+        assert python is not None
+        spec = {"system": system, "base_url": f"{self.base}/v1", **spec}
+        started = time.perf_counter()
+        print(f"{step} {scenario:12} {label:28}", end=" ", file=sys.stderr, flush=True)
+        done = subprocess.run(
+            [python, str(CLIENT), json.dumps(spec)],
+            cwd=ROOT,
+            capture_output=True,
+            text=True,
+            preexec_fn=pin(1),
+            check=False,
+        )
+        if done.returncode != 0:
+            print("failed", file=sys.stderr)
+            raise RuntimeError(f"{label} failed:\n{done.stderr[-3000:]}")
+        print(f"{time.perf_counter() - started:5.1f} s", file=sys.stderr)
+        data = json.loads(done.stdout.strip().splitlines()[-1])
+        data.update(scenario=scenario, label=label, system=system)
+        return data
+
+    def server_last(self) -> dict[str, Any]:
+        with urllib.request.urlopen(f"{self.base}/_stats/last") as reply:
+            return json.loads(reply.read())[0]  # type: ignore[no-any-return]
+
+    def plan(self) -> list[tuple[str, str, str, dict[str, Any]]]:
+        q = self.quick
+        long = 500 if q else 2000
+        every = list(RAILS)
+        runs: list[tuple[str, str, str, dict[str, Any]]] = []
+        for label, system, rails in self.systems(every, plain=True):
+            runs.append(
+                (
+                    "throughput",
+                    label,
+                    system,
+                    {"model": f"bench:tokens={long}:delay=0", "streams": 1, "rails": rails},
+                )
+            )
+        for label, system, rails in self.systems(every, plain=True):
+            runs.append(
+                (
+                    "latency",
+                    label,
+                    system,
+                    {"model": f"bench:tokens={long}:delay=0.001", "streams": 1, "rails": rails},
+                )
+            )
+        for n in (100, 300) if q else (100, 500, 1000):
+            for label, system, rails in self.systems(["200/50 first"]):
+                runs.append(
+                    (
+                        f"concurrency {n}",
+                        label,
+                        system,
+                        {"model": "bench:tokens=200:delay=0", "streams": n, "rails": rails},
+                    )
+                )
+        for label, system, rails in self.systems(["200/50 first", "200/50 hold"], floor=False):
+            runs.append(
+                (
+                    "block",
+                    label,
+                    system,
+                    {
+                        "model": f"bench:tokens={long}:delay=0.001:forbidden={long // 2}",
+                        "streams": 1,
+                        "rails": rails,
+                    },
+                )
+            )
+        for label, system, rails in self.systems(["200/50 first"], plain=True):
+            runs.append(
+                (
+                    "close",
+                    label,
+                    system,
+                    {
+                        "model": f"bench:tokens={long}:delay=0.001",
+                        "streams": 1,
+                        "rails": rails,
+                        "close_after": 100,
+                    },
+                )
+            )
+        slow = {**RAILS["200/50 hold"], "rail_ms": 300}
+        runs.append(
+            (
+                "slow rail",
+                "railstream 200/50 hold, 4 checks",
+                "railstream",
+                {
+                    "model": f"bench:tokens={long}:delay=0.001",
+                    "streams": 1,
+                    "rails": {**slow, "max_concurrent_checks": 4},
+                },
+            )
+        )
+        runs.append(
+            (
+                "slow rail",
+                "railstream 200/50 hold, 1 check",
+                "railstream",
+                {
+                    "model": f"bench:tokens={long}:delay=0.001",
+                    "streams": 1,
+                    "rails": {**slow, "max_concurrent_checks": 1},
+                },
+            )
+        )
+        if self.nemo:
+            runs.append(
+                (
+                    "slow rail",
+                    "nemo 200/50 hold",
+                    "nemo",
+                    {"model": f"bench:tokens={long}:delay=0.001", "streams": 1, "rails": slow},
+                )
+            )
+        return runs
+
+    def measure(self) -> None:
+        runs = self.plan()
+        for i, (scenario, label, system, spec) in enumerate(runs, 1):
+            data = self.run(scenario, label, system, spec, f"[{i:>2}/{len(runs)}]")
+            if scenario in ("block", "close"):
+                data["server"] = self.server_last()
+            self.results.append(summarize(data, spec))
+
+
+def summarize(data: dict[str, Any], spec: dict[str, Any]) -> dict[str, Any]:
+    streams = data["streams"]
+    tokens = sum(s["tokens"] for s in streams)
+    latencies = [v / 1e6 for s in streams for v in s["latencies_ns"]]
+    firsts = [s["first_chunk_ns"] / 1e6 for s in streams if s["first_chunk_ns"] is not None]
+    row: dict[str, Any] = {
+        "scenario": data["scenario"],
+        "system": data["label"],
+        "streams": len(streams),
+        "tokens": tokens,
+        "wall_s": data["wall_s"],
+        "tokens_per_s": tokens / data["wall_s"] if data["wall_s"] else None,
+        "cpu_us_per_token": data["cpu_s"] / tokens * 1e6 if tokens else None,
+        "latency_ms": {
+            "p50": pct(latencies, 0.5),
+            "p90": pct(latencies, 0.9),
+            "p99": pct(latencies, 0.99),
+        },
+        "latencies_ms": latencies if data["scenario"] == "latency" else None,
+        "first_chunk_ms": {"p50": pct(firsts, 0.5), "p99": pct(firsts, 0.99)},
+        "peak_rss_mib": data["peak_rss_kib"] / 1024,
+        "rss_per_stream_kib": (data["peak_rss_kib"] - data["baseline_rss_kib"])
+        / max(1, len(streams)),
+    }
+    server = data.get("server")
+    stream = streams[0]
+    if data["scenario"] == "block" and server and stream["blocked_ns"]:
+        verdict = stream["blocked_ns"]
+        row["tokens_after_block"] = sum(1 for t in server["sent_ns"] if t > verdict)
+        row["block_to_end_ms"] = (stream["end_ns"] - verdict) / 1e6
+        row["server_stopped"] = server["disconnected_ns"] is not None
+    if data["scenario"] == "close" and server and stream["closed_ns"]:
+        gone = server["disconnected_ns"]
+        row["close_to_disconnect_ms"] = (gone - stream["closed_ns"]) / 1e6 if gone else None
+        row["tokens_after_close"] = sum(1 for t in server["sent_ns"] if t > stream["closed_ns"])
+    return row
+
+
+def fmt(value: Any, digits: int = 2) -> str:
+    if value is None or (isinstance(value, float) and value != value):
+        return "n/a"
+    if isinstance(value, float):
+        return f"{value:,.{digits}f}"
+    return str(value)
+
+
+def report(results: list[dict[str, Any]], nemo: bool, quick: bool) -> str:
+    by = {(r["scenario"], r["system"]): r for r in results}
+    lines = [f"# railstream benchmarks{' (quick)' if quick else ''}", ""]
+    if not nemo:
+        lines += ["NeMo Guardrails: skipped (run `python -m benchmarks --setup-nemo` first).", ""]
+    sections = [
+        ("throughput", "One unpaced stream", ["tokens_per_s", "cpu_us_per_token"]),
+        (
+            "latency",
+            "Latency per chunk at 1 ms/token (ms, server send -> consumer)",
+            ["latency_ms.p50", "latency_ms.p90", "latency_ms.p99", "first_chunk_ms.p50"],
+        ),
+        (
+            "block",
+            "A forbidden word half-way, 1 ms/token",
+            ["tokens", "tokens_after_block", "block_to_end_ms", "server_stopped"],
+        ),
+        (
+            "close",
+            "The consumer closes after 100 tokens",
+            ["close_to_disconnect_ms", "tokens_after_close"],
+        ),
+        ("slow rail", "A 300 ms rail, windows 200/50, stream_first false", ["wall_s"]),
+    ]
+    concurrency = sorted(
+        {r["scenario"] for r in results if r["scenario"].startswith("concurrency")},
+        key=lambda s: int(s.split()[1]),
+    )
+    for scenario in concurrency:
+        sections.insert(
+            -2,
+            (
+                scenario,
+                f"{scenario.split()[1]} concurrent streams of 200 tokens",
+                [
+                    "tokens_per_s",
+                    "first_chunk_ms.p50",
+                    "first_chunk_ms.p99",
+                    "peak_rss_mib",
+                    "rss_per_stream_kib",
+                ],
+            ),
+        )
+    for scenario, title, keys in sections:
+        rows = [r for r in results if r["scenario"] == scenario]
+        if not rows:
+            continue
+        lines += [
+            f"## {title}",
+            "",
+            "| system | " + " | ".join(keys) + " |",
+            "|" + "---|" * (len(keys) + 1),
+        ]
+        for r in rows:
+            values = []
+            for key in keys:
+                value: Any = r
+                for part in key.split("."):
+                    value = value.get(part) if isinstance(value, dict) else None
+                values.append(fmt(value))
+            lines.append(f"| {r['system']} | " + " | ".join(values) + " |")
+        lines.append("")
+
+    def ratio(a: tuple[str, str], b: tuple[str, str], key: str) -> str:
+        x, y = by.get(a, {}).get(key), by.get(b, {}).get(key)
+        return fmt(x / y) + "x" if x and y else "n/a"
+
+    top = concurrency[-1] if concurrency else ""
+    lines += [
+        "## Ratios (same run)",
+        "",
+        "| measure | railstream | NeMo | target |",
+        "|---|---|---|---|",
+        f"| CPU per token with rails (200/50 first) vs floor | {ratio(('throughput', 'railstream 200/50 first'), ('throughput', 'floor'), 'cpu_us_per_token')} | {ratio(('throughput', 'nemo 200/50 first'), ('throughput', 'floor'), 'cpu_us_per_token')} | <= 1.3x |",
+        f"| {top} tokens/s, railstream vs NeMo | {ratio((top, 'railstream 200/50 first'), (top, 'nemo 200/50 first'), 'tokens_per_s')} | | >= 2.5x |",
+        f"| latency p50 at 1 ms/token minus floor's (ms) | {fmt(_minus(by, 'railstream 200/50 first'))} | {fmt(_minus(by, 'nemo 200/50 first'))} | <= 0.1 ms |",
+        f"| RSS per stream ({top}) vs floor | {ratio((top, 'railstream 200/50 first'), (top, 'floor'), 'rss_per_stream_kib')} | {ratio((top, 'nemo 200/50 first'), (top, 'floor'), 'rss_per_stream_kib')} | <= 1.2x |",
+        "",
+    ]
+    return "\n".join(lines)
+
+
+def _minus(by: dict[tuple[str, str], dict[str, Any]], system: str) -> float | None:
+    a, b = by.get(("latency", system)), by.get(("latency", "floor"))
+    if not a or not b:
+        return None
+    return float(a["latency_ms"]["p50"] - b["latency_ms"]["p50"])
+
+
+def plots(results: list[dict[str, Any]], out: Path) -> list[str]:
+    try:
+        import matplotlib
+
+        matplotlib.use("Agg")
+        import matplotlib.pyplot as plt
+    except ImportError:
+        return ["plots: skipped (pip install matplotlib)"]
+    made = []
+    fig, ax = plt.subplots(figsize=(7, 4))
+    for r in results:
+        if r["scenario"] == "latency" and r["latencies_ms"]:
+            values = sorted(r["latencies_ms"])
+            ax.plot(values, [i / len(values) for i in range(len(values))], label=r["system"])
+    ax.set_xscale("log")
+    ax.set_xlabel("latency per chunk (ms, log)")
+    ax.set_ylabel("fraction of chunks")
+    ax.legend(fontsize=7)
+    ax.set_title("Latency per chunk at 1 ms/token")
+    fig.tight_layout()
+    fig.savefig(out / "latency_cdf.png", dpi=120)
+    made.append("latency_cdf.png")
+    fig, (left, right) = plt.subplots(1, 2, figsize=(10, 4))
+    systems = sorted({r["system"] for r in results if r["scenario"].startswith("concurrency")})
+    for system in systems:
+        rows = sorted(
+            (int(r["scenario"].split()[1]), r)
+            for r in results
+            if r["scenario"].startswith("concurrency") and r["system"] == system
+        )
+        left.plot(
+            [n for n, _ in rows], [r["tokens_per_s"] for _, r in rows], marker="o", label=system
+        )
+        right.plot(
+            [n for n, _ in rows],
+            [r["first_chunk_ms"]["p50"] for _, r in rows],
+            marker="o",
+            label=system,
+        )
+    left.set_xlabel("concurrent streams")
+    left.set_ylabel("tokens/s")
+    right.set_xlabel("concurrent streams")
+    right.set_ylabel("time to first chunk p50 (ms)")
+    left.legend(fontsize=7)
+    fig.tight_layout()
+    fig.savefig(out / "concurrency.png", dpi=120)
+    made.append("concurrency.png")
+    return made
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(
+        prog="python -m benchmarks",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--quick", action="store_true", help="smaller runs (under 3 minutes)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
+    parser.add_argument(
+        "--setup-nemo",
+        action="store_true",
+        help="install NeMo Guardrails 0.24.1 in .bench/nemo-venv",
+    )
+    args = parser.parse_args()
+    if args.setup_nemo:
+        setup_nemo()
+        return
+    args.out.mkdir(parents=True, exist_ok=True)
+    bench = Bench(args.quick, args.out)
+    started = time.perf_counter()
+    try:
+        if bench.nemo is None:
+            print(
+                "NeMo Guardrails: skipped (run `python -m benchmarks --setup-nemo` first)",
+                file=sys.stderr,
+            )
+        bench.measure()
+    finally:
+        bench.close()
+    (args.out / "results.json").write_text(
+        json.dumps({"quick": args.quick, "results": bench.results}, indent=1)
+    )
+    text = report(bench.results, bench.nemo is not None, args.quick)
+    made = plots(bench.results, args.out)
+    text += "\n" + "\n".join(f"![{m}]({m})" if m.endswith(".png") else m for m in made) + "\n"
+    (args.out / "report.md").write_text(text)
+    print(text)
+    print(f"({time.perf_counter() - started:.0f} s; written to {args.out})", file=sys.stderr)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,237 @@
+"""One benchmark client run in its own process: ``python benchmarks/client.py '<spec json>'``.
+
+Standalone on purpose: NeMo Guardrails' venv runs it too. It streams ``streams`` replies at
+once from the local stamping server (each token's text is the ``time.monotonic_ns()`` it was
+sent at) through one system, and prints one JSON line: per stream, the receive-minus-send
+latency of every chunk, time to first chunk, when a block was seen and when the stream ended;
+for the run, CPU time, wall time and peak RSS.
+
+Systems: ``floor`` (a plain httpx loop), ``railstream``, ``nemo`` (NeMo Guardrails).
+"""
+
+from __future__ import annotations
+
+import json
+import re
+import resource
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+STAMP = re.compile(r"(\d{6,}) ")
+SECRET = re.compile(r"FORBIDDEN")
+
+
+def rss_kib() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * (resource.getpagesize() // 1024)
+
+
+class Recorder:
+    """What one stream saw."""
+
+    def __init__(self, close_after: int | None) -> None:
+        self.start = time.monotonic_ns()
+        self.latencies: list[int] = []
+        self.first_chunk: int | None = None
+        self.tokens = 0
+        self.blocked_ns: int | None = None
+        self.closed_ns: int | None = None
+        self.close_after = close_after
+
+    def chunk(self, text: str) -> bool:
+        """Record a chunk; False once the consumer wants no more."""
+        now = time.monotonic_ns()
+        if '"error"' in text or "I'm sorry" in text:
+            self.blocked_ns = self.blocked_ns or now
+            return True
+        stamps = STAMP.findall(text)
+        if not stamps:
+            return True
+        if self.first_chunk is None:
+            self.first_chunk = now - self.start
+        self.latencies.append(now - int(stamps[-1]))
+        self.tokens += len(stamps)
+        if self.close_after is not None and self.tokens >= self.close_after:
+            self.closed_ns = time.monotonic_ns()
+            return False
+        return True
+
+    def result(self) -> dict[str, Any]:
+        return {
+            "latencies_ns": self.latencies,
+            "first_chunk_ns": self.first_chunk,
+            "tokens": self.tokens,
+            "blocked_ns": self.blocked_ns,
+            "closed_ns": self.closed_ns,
+            "end_ns": time.monotonic_ns(),
+        }
+
+
+def rails_yaml(spec: dict[str, Any], nemo: bool) -> str:
+    params = {"base_url": spec["base_url"], "api_key": "unused"}
+    doc: dict[str, Any] = {
+        "models": [
+            {"type": "main", "engine": "openai", "model": spec["model"], "parameters": params}
+        ],
+        "streaming": True,
+    }
+    rails = spec.get("rails")
+    if rails:
+        streaming = {"enabled": True, **{k: v for k, v in rails.items() if k != "rail_ms"}}
+        doc["rails"] = {"output": {"flows": ["check no secrets"], "streaming": streaming}}
+    elif not nemo:
+        doc["models"][0]["parameters"]["max_retries"] = 0
+    return json.dumps(doc)
+
+
+# NeMo Guardrails: an output rail is a Colang flow that runs the action.
+NEMO_FLOWS = """
+define bot refuse to respond
+  "I'm sorry, I can't respond to that."
+
+define flow check no secrets
+  $response = execute check_no_secrets
+  if $response.is_blocked
+    bot refuse to respond
+    stop
+"""
+
+
+async def rail_work(text: str, rail_ms: float, sleep: Any) -> bool:
+    if rail_ms:
+        await sleep(rail_ms / 1000)
+    return SECRET.search(text) is None
+
+
+def run_floor(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    import httpx
+    import trio
+
+    async def one(client: Any) -> dict[str, Any]:
+        record = Recorder(spec.get("close_after"))
+        body = {
+            "model": spec["model"],
+            "messages": [{"role": "user", "content": "go"}],
+            "stream": True,
+        }
+        async with client.stream(
+            "POST", f"{spec['base_url']}/chat/completions", json=body
+        ) as response:
+            async for line in response.aiter_lines():
+                if not line.startswith("data: ") or line == "data: [DONE]":
+                    continue
+                for choice in json.loads(line[6:]).get("choices", []):
+                    content = choice.get("delta", {}).get("content")
+                    if content and not record.chunk(content):
+                        return record.result()
+        return record.result()
+
+    async def main() -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        limits = httpx.Limits(
+            max_connections=spec["streams"], max_keepalive_connections=spec["streams"]
+        )
+        async with (
+            httpx.AsyncClient(timeout=300, limits=limits) as client,
+            trio.open_nursery() as nursery,
+        ):
+            for _ in range(spec["streams"]):
+                nursery.start_soon(lambda: _append(results, one(client)))
+        return results
+
+    return trio.run(main)
+
+
+async def _append(results: list[dict[str, Any]], coroutine: Any) -> None:
+    results.append(await coroutine)
+
+
+def run_railstream(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    import trio
+
+    from engine import LLMRails, RailsConfig
+
+    rail_ms = (spec.get("rails") or {}).get("rail_ms", 0)
+
+    async def check_no_secrets(bot_message: str) -> bool:
+        return await rail_work(bot_message, rail_ms, trio.sleep)
+
+    async def one(rails: Any) -> dict[str, Any]:
+        record = Recorder(spec.get("close_after"))
+        async with rails.stream_async(messages=[{"role": "user", "content": "go"}]) as stream:
+            async for chunk in stream:
+                if not record.chunk(chunk):
+                    break
+        return record.result()
+
+    async def main() -> list[dict[str, Any]]:
+        results: list[dict[str, Any]] = []
+        async with LLMRails(
+            RailsConfig.from_content(yaml_content=rails_yaml(spec, nemo=False))
+        ) as rails:
+            rails.register_action(check_no_secrets)
+            async with trio.open_nursery() as nursery:
+                for _ in range(spec["streams"]):
+                    nursery.start_soon(lambda: _append(results, one(rails)))
+        return results
+
+    return trio.run(main)
+
+
+def run_nemo(spec: dict[str, Any]) -> list[dict[str, Any]]:
+    import asyncio
+
+    from nemoguardrails import LLMRails, RailsConfig
+    from nemoguardrails.actions.rail_outcome import RailOutcome
+
+    rail_ms = (spec.get("rails") or {}).get("rail_ms", 0)
+
+    async def check_no_secrets(context: dict[str, Any] | None = None, **_: Any) -> Any:
+        allowed = await rail_work((context or {}).get("bot_message", ""), rail_ms, asyncio.sleep)
+        return RailOutcome.allow() if allowed else RailOutcome.block()
+
+    async def one(rails: Any) -> dict[str, Any]:
+        record = Recorder(spec.get("close_after"))
+        async for chunk in rails.stream_async(messages=[{"role": "user", "content": "go"}]):
+            if not record.chunk(chunk):
+                break
+        return record.result()
+
+    async def main() -> list[dict[str, Any]]:
+        config = RailsConfig.from_content(
+            colang_content=NEMO_FLOWS if spec.get("rails") else None,
+            yaml_content=rails_yaml(spec, nemo=True),
+        )
+        rails = LLMRails(config)
+        rails.register_action(check_no_secrets, "check_no_secrets")
+        return list(await asyncio.gather(*(one(rails) for _ in range(spec["streams"]))))
+
+    return asyncio.run(main())
+
+
+def main() -> None:
+    spec = json.loads(sys.argv[1])
+    runner = {"floor": run_floor, "railstream": run_railstream, "nemo": run_nemo}[spec["system"]]
+    baseline = rss_kib()
+    cpu, wall = time.process_time(), time.perf_counter()
+    streams = runner(spec)
+    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    print(
+        json.dumps(
+            {
+                "cpu_s": cpu,
+                "wall_s": wall,
+                "baseline_rss_kib": baseline,
+                "peak_rss_kib": peak,
+                "streams": streams,
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+    main()
