@@ -70,7 +70,10 @@ class Recorder:
 
 
 def rails_yaml(spec: dict[str, Any], nemo: bool) -> str:
-    params = {"base_url": spec["base_url"], "api_key": "unused"}
+    params: dict[str, Any] = {"base_url": spec["base_url"], "api_key": "unused"}
+    if not nemo:
+        # As the floor's client does: a connection per concurrent stream, not the default 100.
+        params.update(max_connections=spec["streams"], max_keepalive_connections=spec["streams"])
     doc: dict[str, Any] = {
         "models": [
             {"type": "main", "engine": "openai", "model": spec["model"], "parameters": params}
