@@ -297,6 +297,8 @@ class FakeOpenAI:
                 token = f"{time.monotonic_ns()} "
             pending.append(chunk(delta({"content": token})))
             await flush()
+            if served.disconnected_at is not None:
+                return  # the client was already gone: nothing more reached it
             served.tokens_written += 1
             served.sent_ns.append(time.monotonic_ns())
         pending.append(chunk(delta({}, script.finish_reason)))
