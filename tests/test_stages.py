@@ -203,9 +203,8 @@ def windows(*texts: tuple[str, ...], context: int) -> list[Window]:
     return out
 
 
-async def test_rails_stage_holds_the_context_tail_until_the_end(
-    autojump_clock: trio.testing.MockClock,
-) -> None:
+async def run_two_windows(verdicts: list[bool], max_checks: int) -> tuple[list[Any], list[Any]]:
+    """Windows (a b c) and (c d e), context 1, through the rails stage: outputs and log records."""
     usage_send, usage_recv = trio.open_memory_channel[LogRecord](10)
     in_send, in_recv = trio.open_memory_channel[Any](10)
     out_send, out_recv = trio.open_memory_channel[Any](10)
@@ -215,19 +214,20 @@ async def test_rails_stage_holds_the_context_tail_until_the_end(
         await run_rails(
             in_recv,
             out_send,
-            evaluator=evaluator([True, True], usage_send),
+            evaluator=evaluator(verdicts, usage_send),
             stream_first=False,
             context_size=1,
-            max_concurrent_checks=2,
+            max_concurrent_checks=max_checks,
         )
-    assert await drain(out_recv) == [
-        Released("ab"),
-        Released("cd"),
-        Released("e"),
-        StreamEnded("stop"),
-    ]
-    runs = await drain(usage_recv)
-    assert [(r.rail, r.window_index, r.verdict) for r in runs if isinstance(r, RailRun)] == [
+    return await drain(out_recv), await drain(usage_recv)
+
+
+async def test_rails_stage_holds_the_context_tail_until_the_end(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    outputs, records = await run_two_windows([True, True], max_checks=2)
+    assert outputs == [Released("ab"), Released("cd"), Released("e"), StreamEnded("stop")]
+    assert [(r.rail, r.window_index, r.verdict) for r in records if isinstance(r, RailRun)] == [
         ("my rail", 0, "pass"),
         ("my rail", 1, "pass"),
     ]
@@ -236,21 +236,8 @@ async def test_rails_stage_holds_the_context_tail_until_the_end(
 async def test_rails_stage_block_releases_nothing_of_the_window(
     autojump_clock: trio.testing.MockClock,
 ) -> None:
-    usage_send, _usage_recv = trio.open_memory_channel[LogRecord](10)
-    in_send, in_recv = trio.open_memory_channel[Any](10)
-    out_send, out_recv = trio.open_memory_channel[Any](10)
-    for event in [*windows(("a", "b", "c"), ("c", "d", "e"), context=1), EndOfTokens("stop")]:
-        in_send.send_nowait(event)
-    with usage_send:
-        await run_rails(
-            in_recv,
-            out_send,
-            evaluator=evaluator([True, False], usage_send),
-            stream_first=False,
-            context_size=1,
-            max_concurrent_checks=1,
-        )
-    assert await drain(out_recv) == [
+    outputs, _ = await run_two_windows([True, False], max_checks=1)
+    assert outputs == [
         Released("ab"),
         StreamFailed(StreamError.blocked("my rail"), "content_filter"),
     ]
