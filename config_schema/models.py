@@ -146,7 +146,3 @@ class RailsConfig:
             if prompt.task == task:
                 return prompt
         return None
-
-    @property
-    def output_rails(self) -> OutputRailsConfig:
-        return self.rails.output

@@ -172,10 +172,10 @@ class LLMRails:
 
     async def _generate_in_trio(
         self,
-        messages: Sequence[Mapping[str, Any]] | None = None,
-        prompt: str | None = None,
-        options: GenerationOptions | Mapping[str, Any] | None = None,
-        streaming_handler: StreamingHandler | None = None,
+        messages: Sequence[Mapping[str, Any]] | None,
+        prompt: str | None,
+        options: GenerationOptions | Mapping[str, Any] | None,
+        streaming_handler: StreamingHandler | None,
     ) -> dict[str, Any] | GenerationResponse:
         parsed = parse_options(options)
         plan = self._plan(messages, prompt, parsed, None, streaming=streaming_handler is not None)

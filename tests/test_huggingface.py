@@ -235,3 +235,27 @@ def _no_threads_left_running() -> Iterator[None]:
         if t.name.startswith("Trio thread") and "idle" not in repr(t).lower()
     ]
     assert len(busy) <= 1
+
+
+def test_your_own_stopping_criteria_apply_beside_railstreams(pipe: Any) -> None:
+    class StopAfter(transformers.StoppingCriteria):  # type: ignore[misc]
+        def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+            return bool(input_ids.shape[-1] >= self.limit)
+
+    prompt_tokens = len(pipe.tokenizer("user: tell me about the fox\nassistant:")["input_ids"])
+    stop = StopAfter()
+    stop.limit = prompt_tokens + 7
+    params = {
+        **PARAMS,
+        "min_new_tokens": 0,
+        "stopping_criteria": transformers.StoppingCriteriaList([stop]),
+    }
+    llm = HuggingFacePipelineCompatible(pipeline=pipe, model_kwargs=params)
+    torch.manual_seed(2)
+    _, log = stream(guarded(llm))
+    assert log.llm_calls[0].completion_tokens == 7  # not the 60 of max_new_tokens
+
+
+def test_return_full_text_is_refused_not_ignored(pipe: Any) -> None:
+    with pytest.raises(ValueError, match=r"^return_full_text=True would stream the prompt back"):
+        HuggingFacePipelineCompatible(pipeline=pipe, model_kwargs={"return_full_text": True})

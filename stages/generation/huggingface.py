@@ -23,8 +23,6 @@ from .base import ChatMessage, ChatRequest, Completion, Emit, ProviderOutcome
 
 __all__ = ["AsyncTextIteratorStreamer", "HuggingFacePipelineCompatible", "huggingface_provider"]
 
-_RESERVED = ("streamer", "stopping_criteria", "return_full_text")
-
 
 def _transformers() -> Any:
     try:
@@ -53,9 +51,10 @@ class _StreamerMixin:
     def put(self, value: Any) -> None:
         # Called from the generation thread with each step's token ids (the prompt first,
         # which TextStreamer skips with skip_prompt).
-        if getattr(self, "skip_prompt", False) and getattr(self, "next_tokens_are_prompt", False):
-            pass
-        else:
+        prompt = getattr(self, "skip_prompt", False) and getattr(
+            self, "next_tokens_are_prompt", False
+        )
+        if not prompt:
             self.generated_tokens += int(value.numel()) if hasattr(value, "numel") else len(value)
         super().put(value)  # type: ignore[misc]
 
@@ -104,7 +103,13 @@ class HuggingFacePipelineCompatible:
         self.pipeline = pipeline
         kwargs = dict(model_kwargs or {})
         self._streamer = kwargs.pop("streamer", None)
-        self._kwargs = {k: v for k, v in kwargs.items() if k not in _RESERVED}
+        # Your own stopping criteria run beside railstream's cancel flag, never instead of it.
+        self._stopping_criteria = list(kwargs.pop("stopping_criteria", None) or [])
+        if kwargs.pop("return_full_text", False):
+            raise ValueError(
+                "return_full_text=True would stream the prompt back: railstream streams only the reply"
+            )
+        self._kwargs = kwargs
         # One generation at a time: the model (and a shared streamer) serve one call.
         self._lock = trio.Lock()
         self.cancelled_at: int | None = None  # generated tokens when the last cancel came
@@ -127,7 +132,7 @@ class HuggingFacePipelineCompatible:
             def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
                 return cancel.is_set()
 
-        return transformers.StoppingCriteriaList([StopOnCancel()])
+        return transformers.StoppingCriteriaList([*self._stopping_criteria, StopOnCancel()])
 
     async def stream(self, request: ChatRequest, emit: Emit) -> ProviderOutcome:
         async with self._lock:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 import attrs
@@ -19,7 +19,6 @@ class RailContext:
     user_message: str
     config: Any
     record: Callable[[LogRecord], Awaitable[None]]
-    extra: Mapping[str, Any] = attrs.field(factory=dict)
 
 
 @attrs.frozen(kw_only=True)

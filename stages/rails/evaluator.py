@@ -35,7 +35,6 @@ class ActionRail:
                 "bot_message": text,
                 "user_message": context.user_message,
                 "window_index": window.index,
-                **context.extra,
             },
             "config": context.config,
         }
