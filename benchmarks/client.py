@@ -28,6 +28,27 @@ def rss_kib() -> int:
         return int(f.read().split()[1]) * (resource.getpagesize() // 1024)
 
 
+class Meter:
+    """CPU, wall time and RSS of the streaming alone: imports and set-up are not counted.
+
+    Each system starts it just before its first request and stops it after its last, so a
+    heavier import (NeMo's, railstream's) never shows as per-token cost, nor its modules as
+    memory per stream.
+    """
+
+    def __init__(self) -> None:
+        self.cpu = self.wall = 0.0
+        self.baseline_rss_kib = 0
+
+    def start(self) -> None:
+        self.baseline_rss_kib = rss_kib()
+        self.cpu, self.wall = time.process_time(), time.perf_counter()
+
+    def stop(self) -> None:
+        self.cpu = time.process_time() - self.cpu
+        self.wall = time.perf_counter() - self.wall
+
+
 class Recorder:
     """What one stream saw."""
 
@@ -108,7 +129,7 @@ async def rail_work(text: str, rail_ms: float, sleep: Any) -> bool:
     return SECRET.search(text) is None
 
 
-def run_floor(spec: dict[str, Any]) -> list[dict[str, Any]]:
+def run_floor(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     import httpx
     import trio
 
@@ -138,10 +159,12 @@ def run_floor(spec: dict[str, Any]) -> list[dict[str, Any]]:
         )
         async with (
             httpx.AsyncClient(timeout=300, limits=limits) as client,
-            trio.open_nursery() as nursery,
         ):
-            for _ in range(spec["streams"]):
-                nursery.start_soon(lambda: _append(results, one(client)))
+            meter.start()
+            async with trio.open_nursery() as nursery:
+                for _ in range(spec["streams"]):
+                    nursery.start_soon(lambda: _append(results, one(client)))
+            meter.stop()
         return results
 
     return trio.run(main)
@@ -151,7 +174,7 @@ async def _append(results: list[dict[str, Any]], coroutine: Any) -> None:
     results.append(await coroutine)
 
 
-def run_railstream(spec: dict[str, Any]) -> list[dict[str, Any]]:
+def run_railstream(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     import trio
 
     from engine import LLMRails, RailsConfig
@@ -175,15 +198,17 @@ def run_railstream(spec: dict[str, Any]) -> list[dict[str, Any]]:
             RailsConfig.from_content(yaml_content=rails_yaml(spec, nemo=False))
         ) as rails:
             rails.register_action(check_no_secrets)
+            meter.start()
             async with trio.open_nursery() as nursery:
                 for _ in range(spec["streams"]):
                     nursery.start_soon(lambda: _append(results, one(rails)))
+            meter.stop()
         return results
 
     return trio.run(main)
 
 
-def run_nemo(spec: dict[str, Any]) -> list[dict[str, Any]]:
+def run_nemo(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     import asyncio
 
     from nemoguardrails import LLMRails, RailsConfig
@@ -209,7 +234,10 @@ def run_nemo(spec: dict[str, Any]) -> list[dict[str, Any]]:
         )
         rails = LLMRails(config)
         rails.register_action(check_no_secrets, "check_no_secrets")
-        return list(await asyncio.gather(*(one(rails) for _ in range(spec["streams"]))))
+        meter.start()
+        results = list(await asyncio.gather(*(one(rails) for _ in range(spec["streams"]))))
+        meter.stop()
+        return results
 
     return asyncio.run(main())
 
@@ -217,17 +245,15 @@ def run_nemo(spec: dict[str, Any]) -> list[dict[str, Any]]:
 def main() -> None:
     spec = json.loads(sys.argv[1])
     runner = {"floor": run_floor, "railstream": run_railstream, "nemo": run_nemo}[spec["system"]]
-    baseline = rss_kib()
-    cpu, wall = time.process_time(), time.perf_counter()
-    streams = runner(spec)
-    cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
+    meter = Meter()
+    streams = runner(spec, meter)
     peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     print(
         json.dumps(
             {
-                "cpu_s": cpu,
-                "wall_s": wall,
-                "baseline_rss_kib": baseline,
+                "cpu_s": meter.cpu,
+                "wall_s": meter.wall,
+                "baseline_rss_kib": meter.baseline_rss_kib,
                 "peak_rss_kib": peak,
                 "streams": streams,
             }

@@ -14,22 +14,33 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 
 import httpx
 import trio
 
 from config_schema import ModelConfig
 from engine import LLMRails, RailsConfig
-from stages.generation import ChatRequest, HttpClients, OpenAIProvider
+from stages.generation import ChatRequest, CollectTokens, HttpClients, OpenAIProvider
 
 SECRET = re.compile(r"\bsk-[A-Za-z0-9-]{8,}")
 MESSAGES = [{"role": "user", "content": "benchmark"}]
+
+
+def pin(core: int) -> Callable[[], None]:
+    cores = sorted(os.sched_getaffinity(0))
+
+    def apply() -> None:
+        if len(cores) > 1:
+            os.sched_setaffinity(0, {cores[core % len(cores)]})
+
+    return apply
 
 
 def check_no_secrets(bot_message: str) -> bool:
@@ -59,15 +70,10 @@ async def provider_only(base_url: str) -> int:
     )
     clients = HttpClients()
     provider = OpenAIProvider(model=model, clients=clients, environ={})
-    received = 0
-
-    async def emit(tokens: Sequence[str]) -> None:
-        nonlocal received
-        received += len(tokens)
-
+    emit = CollectTokens()
     await provider.stream(ChatRequest(messages=tuple(MESSAGES)), emit)
     await clients.aclose()
-    return received
+    return len(emit.tokens)
 
 
 def rails_config(base_url: str, rails: bool) -> RailsConfig:
@@ -105,32 +111,40 @@ def main() -> None:
     parser.add_argument("--tokens", type=int, default=20_000)
     parser.add_argument("--repeat", type=int, default=5)
     args = parser.parse_args()
+    # The server on one core, this process on the other (where the machine has two), so the
+    # two never take turns on one core and the figures are this process's alone.
     server = subprocess.Popen(
         [sys.executable, "-m", "tests.openai_server", "--tokens", str(args.tokens)],
         stdout=subprocess.PIPE,
         text=True,
+        preexec_fn=pin(0),
     )
+    pin(1)()
     try:
         assert server.stdout is not None
         base_url = f"http://127.0.0.1:{server.stdout.readline().strip()}/v1"
         print(
-            f"{args.tokens} unpaced tokens from a local server process; client CPU, median of {args.repeat}"
+            f"{args.tokens} unpaced tokens from a local server process; client CPU, median of"
+            f" {args.repeat} rounds (each round runs every reader once, so drift in this VM's"
+            " speed touches all alike; x floor is the median of each round's ratio)"
         )
         print(f"{'reader':30} {'tokens/s':>12} {'CPU µs/token':>13} {'x floor':>8}")
-        floor_cpu = None
-        for name, reader in READERS.items():
-            rates, cpus = [], []
-            for _ in range(args.repeat):
+        rates: dict[str, list[float]] = {name: [] for name in READERS}
+        cpus: dict[str, list[float]] = {name: [] for name in READERS}
+        for _ in range(args.repeat):
+            for name, reader in READERS.items():
                 cpu, wall = time.process_time(), time.perf_counter()
                 received = trio.run(reader, base_url)
                 cpu, wall = time.process_time() - cpu, time.perf_counter() - wall
                 assert received == args.tokens, (name, received)
-                rates.append(received / wall)
-                cpus.append(cpu / received * 1e6)
-            cpu_median = statistics.median(cpus)
-            floor_cpu = floor_cpu or cpu_median
+                rates[name].append(received / wall)
+                cpus[name].append(cpu / received * 1e6)
+        floor_cpus = cpus[next(iter(READERS))]
+        for name in READERS:
+            ratio = statistics.median(c / f for c, f in zip(cpus[name], floor_cpus, strict=True))
             print(
-                f"{name:30} {statistics.median(rates):>12,.0f} {cpu_median:>13.2f} {cpu_median / floor_cpu:>8.2f}"
+                f"{name:30} {statistics.median(rates[name]):>12,.0f}"
+                f" {statistics.median(cpus[name]):>13.2f} {ratio:>8.2f}"
             )
     finally:
         server.kill()

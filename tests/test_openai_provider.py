@@ -269,6 +269,51 @@ async def test_a_stall_mid_stream_times_out_and_hangs_up(
     assert server.served[0].disconnected_at is not None
 
 
+async def test_a_stall_is_reported_after_the_idle_timeout_and_before_its_slack_ends(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    """The stall timer is re-armed lazily; it must never fire early, nor much late."""
+    server.script(Script(tokens=["a ", "b ", "c ", "d "], delay=0.5, stall_after=3))
+    seen: list[tuple[float, str]] = []
+    with trio.fail_after(HANG_GUARD_S):
+        async with rails_for(chunk_size=1, context_size=0).stream_async(messages=USER) as stream:
+            async for chunk in stream:
+                seen.append((trio.current_time(), chunk))
+    *tokens, (failed_at, last) = seen
+    assert "".join(text for _, text in tokens) == "a b c "
+    assert error_of(last)["message"].startswith("the provider stalled: nothing for 2s")
+    silence = failed_at - tokens[-1][0]
+    assert 2 <= silence <= 2 * (1 + 1 / 8) + 0.01
+
+
+async def test_a_server_that_pauses_just_under_the_idle_timeout_never_stalls(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    """Each piece pushes the stall deadline on, however rarely it is re-armed."""
+    words = [f"w{i} " for i in range(12)]
+    server.script(Script(tokens=words, delay=1.95))
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails_for(chunk_size=1, context_size=0))
+    assert "".join(chunks) == "".join(words)
+
+
+async def test_a_consumer_slower_than_the_idle_timeout_is_backpressure_not_a_stall(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    """While the pipeline is full the provider waits on it; that wait is not the model's
+    silence, so however long the consumer dawdles the reply arrives whole."""
+    words = [f"w{i} " for i in range(40)]
+    server.script(Script(tokens=words))
+    received: list[str] = []
+    with trio.fail_after(HANG_GUARD_S):
+        async with rails_for(chunk_size=1, context_size=0).stream_async(messages=USER) as stream:
+            async for chunk in stream:
+                received.append(chunk)
+                await trio.sleep(5)  # longer than idle_timeout_s (2 s), after every chunk
+    assert "".join(received) == "".join(words)
+    assert server.served[0].finished
+
+
 async def test_no_headers_within_the_first_token_deadline_times_out(
     autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
 ) -> None:

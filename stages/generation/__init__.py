@@ -3,6 +3,7 @@
 from .base import ChatMessage as ChatMessage
 from .base import ChatProvider as ChatProvider
 from .base import ChatRequest as ChatRequest
+from .base import CollectTokens as CollectTokens
 from .base import Completion as Completion
 from .base import ProviderOutcome as ProviderOutcome
 from .custom import IteratorProvider as IteratorProvider
@@ -18,6 +19,7 @@ __all__ = [
     "ChatMessage",
     "ChatProvider",
     "ChatRequest",
+    "CollectTokens",
     "Completion",
     "HttpClients",
     "IteratorProvider",

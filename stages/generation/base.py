@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any, Protocol
 
 import attrs
@@ -13,6 +13,7 @@ from engine.messages import Usage
 __all__ = [
     "ChatMessage",
     "ChatRequest",
+    "CollectTokens",
     "Completion",
     "Emit",
     "ProviderOutcome",
@@ -22,8 +23,36 @@ __all__ = [
 
 ChatMessage = Mapping[str, Any]
 
-# Emit a batch of tokens downstream; waits while the pipeline is full (backpressure).
-Emit = Callable[[Sequence[str]], Awaitable[None]]
+
+class Emit(Protocol):
+    """Where a provider's tokens go: the pipeline's first channel."""
+
+    async def __call__(self, tokens: Sequence[str]) -> None:
+        """Hand ``tokens`` on, waiting while the pipeline is full (backpressure)."""
+        ...
+
+    def offer(self, tokens: Sequence[str]) -> bool:
+        """Hand ``tokens`` on if that needs no wait; False, and nothing taken, if it would.
+
+        For providers that time the model's silence: a wait on the pipeline is not the model
+        stalling, and knowing when there is none saves re-arming a timer per token.
+        """
+        ...
+
+
+class CollectTokens:
+    """An :class:`Emit` that keeps every token: a whole reply from a streaming call."""
+
+    def __init__(self) -> None:
+        self.tokens: list[str] = []
+
+    async def __call__(self, tokens: Sequence[str]) -> None:
+        self.tokens.extend(tokens)
+
+    def offer(self, tokens: Sequence[str]) -> bool:
+        self.tokens.extend(tokens)
+        return True
+
 
 _PIECE = re.compile(r"\S+\s*")
 

@@ -19,7 +19,7 @@ import trio
 from engine.errors import GenerationError
 from engine.messages import Usage
 
-from .base import ChatMessage, ChatRequest, Completion, Emit, ProviderOutcome
+from .base import ChatMessage, ChatRequest, CollectTokens, Completion, Emit, ProviderOutcome
 
 __all__ = ["AsyncTextIteratorStreamer", "HuggingFacePipelineCompatible", "huggingface_provider"]
 
@@ -195,13 +195,9 @@ class HuggingFacePipelineCompatible:
         )
 
     async def complete(self, request: ChatRequest) -> Completion:
-        parts: list[str] = []
-
-        async def collect(tokens: Any) -> None:
-            parts.extend(tokens)
-
+        collect = CollectTokens()
         outcome = await self.stream(request, collect)
-        return Completion(text="".join(parts), usage=outcome.usage)
+        return Completion(text="".join(collect.tokens), usage=outcome.usage)
 
 
 def huggingface_provider(

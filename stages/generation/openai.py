@@ -44,6 +44,8 @@ T = TypeVar("T")
 _RETRY_STATUSES = frozenset({429, 500, 502, 503, 504})
 _RETRY_TRANSPORT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtocolError)
 _MAX_MESSAGE = 500
+# A stall is reported between idle_timeout_s and idle_timeout_s * (1 + 1/8) after the last piece.
+_STALL_SLACK_DIVISOR = 8
 
 
 def resolve_api_key(model: ModelConfig, environ: Mapping[str, str] = os.environ) -> str | None:
@@ -233,8 +235,8 @@ class OpenAIProvider:
         async with contextlib.aclosing(
             cast(AsyncGenerator[bytes, None], response.aiter_bytes())
         ) as pieces:
-            # One scope for the whole reply, its deadline moved as pieces arrive: cheaper than
-            # a scope per piece (httpx yields one piece per HTTP chunk, often one per token).
+            # One scope for the whole reply, its deadline pushed on as pieces arrive: cheaper
+            # than a scope per piece (httpx yields one piece per HTTP chunk, often per token).
             with trio.CancelScope() as stalled:
                 return await self._consume(pieces, emit, first_token, stalled)
         raise ProviderTimeoutError(
@@ -253,9 +255,18 @@ class OpenAIProvider:
         finish_reason = "stop"
         waiting_first = True  # until then, the first-token scope times the wait
         idle = self._settings.idle_timeout_s
+        # The stall deadline is pushed on lazily: to last-piece + idle + slack at most once per
+        # slack, rather than on every piece (re-arming a trio deadline per token cost about a
+        # tenth of this loop). A stall is so reported between idle and idle + slack after the
+        # last piece, never before.
+        slack = idle / _STALL_SLACK_DIVISOR
+        rearm_at = -math.inf
         while True:
             if not waiting_first:
-                stalled.deadline = trio.current_time() + idle
+                now = trio.current_time()
+                if now >= rearm_at:
+                    stalled.deadline = now + idle + slack
+                    rearm_at = now + slack
             piece = await anext(pieces, None)
             events = decoder.feed(piece) if piece is not None else decoder.close()
             tokens: list[str] = []
@@ -291,9 +302,11 @@ class OpenAIProvider:
                 if waiting_first:
                     waiting_first = False
                     first_token.deadline = math.inf
-                # Waiting on the pipeline (backpressure) is not the provider stalling.
-                stalled.deadline = math.inf
-                await emit(tokens)
+                if not emit.offer(tokens):
+                    # Waiting on the pipeline (backpressure) is not the provider stalling.
+                    stalled.deadline = math.inf
+                    await emit(tokens)
+                    rearm_at = -math.inf
             if done:
                 # Read to the end of the body: a whole response returns its connection
                 # to the pool instead of closing it.

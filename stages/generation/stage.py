@@ -40,22 +40,7 @@ async def run_generation(
     """
     with outbox, usage:
         watch = Stopwatch()
-        first_token: float | None = None
-        streamed = 0
-
-        async def emit(tokens: Sequence[str]) -> None:
-            nonlocal first_token, streamed
-            # A token is a non-empty content delta; empty ones carry nothing to check.
-            batch = tuple(t for t in tokens if t)
-            if not batch:
-                return
-            if first_token is None:
-                first_token = watch.elapsed()
-            streamed += len(batch)
-            # Tokens that arrive together (one network read holds many) queue up and move on
-            # together; a paced stream still hands each on at once (see stages.flow).
-            await hand_on(outbox, TokenBatch(batch))
-
+        emit = _Emitter(outbox, watch)
         status: Literal["completed", "cancelled", "failed"] = "cancelled"
         outcome_usage = Usage()
         finish_reason: str | None = None
@@ -84,10 +69,10 @@ async def run_generation(
                 model=provider.model_name,
                 provider=provider.provider_name,
                 usage=outcome_usage,
-                streamed_tokens=streamed,
+                streamed_tokens=emit.streamed,
                 status=status,
                 **watch.stamps(),
-                time_to_first_token=first_token,
+                time_to_first_token=emit.first_token,
                 finish_reason=finish_reason,
             )
             # The record must reach the ledger even when this task is being cancelled; only
@@ -99,3 +84,43 @@ async def run_generation(
                 await outbox.send(final)
             except trio.BrokenResourceError:
                 pass  # downstream already finished: the end of the reply changes nothing
+
+
+class _Emitter:
+    """The provider's :class:`~stages.generation.base.Emit`: counts tokens, times the first."""
+
+    __slots__ = ("_outbox", "_watch", "first_token", "streamed")
+
+    def __init__(self, outbox: trio.MemorySendChannel[GenerationEvent], watch: Stopwatch) -> None:
+        self._outbox = outbox
+        self._watch = watch
+        self.first_token: float | None = None
+        self.streamed = 0
+
+    def _count(self, batch: tuple[str, ...]) -> None:
+        if self.first_token is None:
+            self.first_token = self._watch.elapsed()
+        self.streamed += len(batch)
+
+    async def __call__(self, tokens: Sequence[str]) -> None:
+        batch = _tokens(tokens)
+        if batch:
+            self._count(batch)
+            # Tokens that arrive together (one network read holds many) queue up and move on
+            # together; a paced stream still hands each on at once (see stages.flow).
+            await hand_on(self._outbox, TokenBatch(batch))
+
+    def offer(self, tokens: Sequence[str]) -> bool:
+        batch = _tokens(tokens)
+        if batch:
+            try:
+                self._outbox.send_nowait(TokenBatch(batch))
+            except trio.WouldBlock:
+                return False
+            self._count(batch)
+        return True
+
+
+def _tokens(tokens: Sequence[str]) -> tuple[str, ...]:
+    # A token is a non-empty content delta; empty ones carry nothing to check.
+    return tuple(tokens) if all(tokens) else tuple(t for t in tokens if t)
