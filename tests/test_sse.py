@@ -84,6 +84,20 @@ def test_the_same_events_however_the_bytes_are_split_into_reads(
     assert decode(pieces) == decode([raw])
 
 
+@given(lines, st.sampled_from(["\n", "\r\n", "\r"]))
+def test_the_same_events_when_each_read_holds_one_event_as_servers_send(
+    body: list[str], newline: str
+) -> None:
+    """Reads cut after each blank line (one event per read, the decoder's fast path) yield
+    exactly the events of reading the stream whole."""
+    raw = "".join(line + newline for line in body).encode()
+    blank = (newline * 2).encode()
+    pieces = [part + blank for part in raw.split(blank)]
+    pieces[-1] = pieces[-1][: len(pieces[-1]) - len(blank)]
+    assert b"".join(pieces) == raw
+    assert decode(pieces) == decode([raw])
+
+
 def httpx_exceptions() -> list[type[Exception]]:
     return [
         obj

@@ -33,6 +33,19 @@ class SSEDecoder:
     def feed(self, piece: bytes) -> list[SSEEvent]:
         if not piece:
             return []  # an empty read must not forget a CR that ended the previous one
+        if (
+            not self._buffer
+            and not self._data
+            and not self._event
+            and piece.startswith(b"data: ")
+            and piece.endswith(b"\n\n")
+            and piece.count(b"\n") == 2
+            and b"\r" not in piece
+        ):
+            # What servers send per token: one whole event, one data line, LF ends. Decoded
+            # here as the general path below would, in a third of its time (this runs per token).
+            self._after_cr = False
+            return [SSEEvent(piece[6:-2].decode("utf-8", errors="replace"))]
         if self._after_cr and piece.startswith(b"\n"):
             piece = piece[1:]
         self._after_cr = piece.endswith(b"\r")
