@@ -6,7 +6,9 @@ sent at) through one system, and prints one JSON line: per stream, the receive-m
 latency of every chunk, time to first chunk, when a block was seen and when the stream ended;
 for the run, CPU time, wall time and peak RSS.
 
-Systems: ``floor`` (a plain httpx loop), ``railstream``, ``nemo`` (NeMo Guardrails).
+Systems: ``floor`` (a plain httpx loop), ``railstream``, ``nemo`` (NeMo Guardrails). With
+``warmup: n`` each first streams n replies unmeasured (connections, lazy imports, caches);
+with ``repeat: n`` the measured streams run n times over, one after the other.
 """
 
 from __future__ import annotations
@@ -94,7 +96,7 @@ def rails_yaml(spec: dict[str, Any], nemo: bool) -> str:
     params: dict[str, Any] = {"base_url": spec["base_url"], "api_key": "unused"}
     if not nemo:
         # As the floor's client does: a connection per concurrent stream, not the default 100.
-        params.update(max_connections=spec["streams"], max_keepalive_connections=spec["streams"])
+        params.update(max_connections=max(100, spec["streams"]))
     doc: dict[str, Any] = {
         "models": [
             {"type": "main", "engine": "openai", "model": spec["model"], "parameters": params}
@@ -154,16 +156,20 @@ def run_floor(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
 
     async def main() -> list[dict[str, Any]]:
         results: list[dict[str, Any]] = []
+        # A connection per concurrent stream; httpx's default keep-alive (20): with one kept
+        # per stream, httpcore 1.0's pool rescans every connection for each idle one whenever
+        # a response closes (encode/httpcore#1035), which doubled the CPU at 300 streams.
         limits = httpx.Limits(
-            max_connections=spec["streams"], max_keepalive_connections=spec["streams"]
+            max_connections=max(100, spec["streams"]), max_keepalive_connections=20
         )
-        async with (
-            httpx.AsyncClient(timeout=300, limits=limits) as client,
-        ):
+        async with httpx.AsyncClient(timeout=300, limits=limits) as client:
+            for _ in range(spec.get("warmup", 0)):
+                await one(client)
             meter.start()
-            async with trio.open_nursery() as nursery:
-                for _ in range(spec["streams"]):
-                    nursery.start_soon(lambda: _append(results, one(client)))
+            for _ in range(spec.get("repeat", 1)):
+                async with trio.open_nursery() as nursery:
+                    for _ in range(spec["streams"]):
+                        nursery.start_soon(lambda: _append(results, one(client)))
             meter.stop()
         return results
 
@@ -198,10 +204,13 @@ def run_railstream(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
             RailsConfig.from_content(yaml_content=rails_yaml(spec, nemo=False))
         ) as rails:
             rails.register_action(check_no_secrets)
+            for _ in range(spec.get("warmup", 0)):
+                await one(rails)
             meter.start()
-            async with trio.open_nursery() as nursery:
-                for _ in range(spec["streams"]):
-                    nursery.start_soon(lambda: _append(results, one(rails)))
+            for _ in range(spec.get("repeat", 1)):
+                async with trio.open_nursery() as nursery:
+                    for _ in range(spec["streams"]):
+                        nursery.start_soon(lambda: _append(results, one(rails)))
             meter.stop()
         return results
 
@@ -234,8 +243,12 @@ def run_nemo(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
         )
         rails = LLMRails(config)
         rails.register_action(check_no_secrets, "check_no_secrets")
+        for _ in range(spec.get("warmup", 0)):
+            await one(rails)
         meter.start()
-        results = list(await asyncio.gather(*(one(rails) for _ in range(spec["streams"]))))
+        results = []
+        for _ in range(spec.get("repeat", 1)):
+            results += await asyncio.gather(*(one(rails) for _ in range(spec["streams"])))
         meter.stop()
         return results
 
