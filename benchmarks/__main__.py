@@ -476,7 +476,7 @@ def plots(results: list[dict[str, Any]], out: Path) -> list[str]:
     for r in results:
         if r["scenario"] == "latency" and r["latencies_ms"]:
             values = sorted(r["latencies_ms"])
-            ax.plot(values, [i / len(values) for i in range(len(values))], label=r["system"])
+            ax.plot(values, [(i + 1) / len(values) for i in range(len(values))], label=r["system"])
     ax.set_xscale("log")
     ax.set_xlabel("latency per chunk (ms, log)")
     ax.set_ylabel("fraction of chunks")
