@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import statistics
 import subprocess
 import sys
@@ -23,6 +22,8 @@ import time
 import urllib.request
 from pathlib import Path
 from typing import Any
+
+from benchmarks.cores import pin
 
 ROOT = Path(__file__).resolve().parent.parent
 NEMO_VENV = ROOT / ".bench" / "nemo-venv"
@@ -52,16 +53,6 @@ def nemo_python() -> str | None:
         [str(python), "-c", "import nemoguardrails"], capture_output=True, check=False
     )
     return str(python) if ok.returncode == 0 else None
-
-
-def pin(core: int) -> Any:
-    cores = os.sched_getaffinity(0)
-
-    def apply() -> None:
-        if len(cores) > 1:  # apart from the other process, where the machine allows
-            os.sched_setaffinity(0, {sorted(cores)[core % len(cores)]})
-
-    return apply
 
 
 def pct(values: list[float], q: float) -> float:

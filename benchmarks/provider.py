@@ -14,7 +14,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import statistics
 import subprocess
@@ -25,22 +24,13 @@ from collections.abc import Awaitable, Callable
 import httpx
 import trio
 
+from benchmarks.cores import pin
 from config_schema import ModelConfig
 from engine import LLMRails, RailsConfig
 from stages.generation import ChatRequest, CollectTokens, HttpClients, OpenAIProvider
 
 SECRET = re.compile(r"\bsk-[A-Za-z0-9-]{8,}")
 MESSAGES = [{"role": "user", "content": "benchmark"}]
-
-
-def pin(core: int) -> Callable[[], None]:
-    cores = sorted(os.sched_getaffinity(0))
-
-    def apply() -> None:
-        if len(cores) > 1:
-            os.sched_setaffinity(0, {cores[core % len(cores)]})
-
-    return apply
 
 
 def check_no_secrets(bot_message: str) -> bool:
