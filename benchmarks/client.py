@@ -18,6 +18,7 @@ import re
 import resource
 import sys
 import time
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,6 @@ def run_floor(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
         return record.result()
 
     async def main() -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = []
         # A connection per concurrent stream; httpx's default keep-alive (20): with one kept
         # per stream, httpcore 1.0's pool rescans every connection for each idle one whenever
         # a response closes (encode/httpcore#1035), which doubled the CPU at 300 streams.
@@ -163,21 +163,31 @@ def run_floor(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
             max_connections=max(100, spec["streams"]), max_keepalive_connections=20
         )
         async with httpx.AsyncClient(timeout=300, limits=limits) as client:
-            for _ in range(spec.get("warmup", 0)):
-                await one(client)
-            meter.start()
-            for _ in range(spec.get("repeat", 1)):
-                async with trio.open_nursery() as nursery:
-                    for _ in range(spec["streams"]):
-                        nursery.start_soon(lambda: _append(results, one(client)))
-            meter.stop()
-        return results
+            return await _measured_in_trio(spec, meter, lambda: one(client))
 
     return trio.run(main)
 
 
-async def _append(results: list[dict[str, Any]], coroutine: Any) -> None:
-    results.append(await coroutine)
+async def _measured_in_trio(
+    spec: dict[str, Any], meter: Meter, one: Callable[[], Awaitable[dict[str, Any]]]
+) -> list[dict[str, Any]]:
+    """The warm-up replies, then the measured ones: ``streams`` at once, ``repeat`` times."""
+    import trio
+
+    for _ in range(spec.get("warmup", 0)):
+        await one()
+    results: list[dict[str, Any]] = []
+
+    async def measured() -> None:
+        results.append(await one())
+
+    meter.start()
+    for _ in range(spec.get("repeat", 1)):
+        async with trio.open_nursery() as nursery:
+            for _ in range(spec["streams"]):
+                nursery.start_soon(measured)
+    meter.stop()
+    return results
 
 
 def run_railstream(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
@@ -199,20 +209,11 @@ def run_railstream(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
         return record.result()
 
     async def main() -> list[dict[str, Any]]:
-        results: list[dict[str, Any]] = []
         async with LLMRails(
             RailsConfig.from_content(yaml_content=rails_yaml(spec, nemo=False))
         ) as rails:
             rails.register_action(check_no_secrets)
-            for _ in range(spec.get("warmup", 0)):
-                await one(rails)
-            meter.start()
-            for _ in range(spec.get("repeat", 1)):
-                async with trio.open_nursery() as nursery:
-                    for _ in range(spec["streams"]):
-                        nursery.start_soon(lambda: _append(results, one(rails)))
-            meter.stop()
-        return results
+            return await _measured_in_trio(spec, meter, lambda: one(rails))
 
     return trio.run(main)
 

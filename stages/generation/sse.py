@@ -43,7 +43,7 @@ class SSEDecoder:
             and b"\r" not in piece
         ):
             # What servers send per token: one whole event, one data line, LF ends. Decoded
-            # here as the general path below would, in a third of its time (this runs per token).
+            # here as the general path below would, in two thirds of its time (this runs per token).
             self._after_cr = False
             return [SSEEvent(piece[6:-2].decode("utf-8", errors="replace"))]
         if self._after_cr and piece.startswith(b"\n"):
