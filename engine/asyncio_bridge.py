@@ -11,6 +11,8 @@ shuts down (``asyncio.run`` cancels the keeper task, which stops the run and wai
 from __future__ import annotations
 
 import asyncio
+import contextvars
+import logging
 import weakref
 from collections.abc import Awaitable, Callable
 from typing import Any, ClassVar, TypeVar
@@ -19,7 +21,11 @@ import outcome
 import sniffio
 import trio
 
-__all__ = ["AsyncioBridge", "in_asyncio"]
+from stages.usercode import CLEANUP_GRACE_S, TrioUserCode
+
+__all__ = ["AsyncioBridge", "AsyncioUserCode", "in_asyncio"]
+
+logger = logging.getLogger("railstream.asyncio")
 
 T = TypeVar("T")
 
@@ -130,3 +136,49 @@ class AsyncioBridge:
             self.token.run_sync_soon(scope.cancel)
             await asyncio.shield(finished)
             raise
+
+
+class AsyncioUserCode(TrioUserCode):
+    """The application is asyncio: its coroutines run as asyncio tasks on its own loop.
+
+    The pipeline stays on trio (the guest run on the same loop and thread); each awaitable
+    of the application's (an action, a step of its ``generator=``) becomes an asyncio task
+    in a copy of the application's context (its contextvars: request ids, tracing), and trio
+    waits for it. Cancelling the trio side cancels the task, and waits for it to finish,
+    within :data:`~stages.usercode.CLEANUP_GRACE_S`.
+    """
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, context: contextvars.Context) -> None:
+        self._loop = loop
+        self._context = context
+
+    @classmethod
+    def here(cls) -> AsyncioUserCode:
+        """For the asyncio code calling now: its loop and its context."""
+        return cls(asyncio.get_running_loop(), contextvars.copy_context())
+
+    async def run_async(self, make: Callable[[], Awaitable[T]]) -> T:
+        async def step() -> T:
+            return await make()
+
+        token = trio.lowlevel.current_trio_token()
+        done = trio.Event()
+        # Guest mode runs trio on the loop's own thread, so the task can be made right here.
+        # A copy of the context per task: one context cannot be entered by two tasks at once.
+        task = self._loop.create_task(step(), context=self._context.copy())
+        task.add_done_callback(lambda _: token.run_sync_soon(done.set))
+        try:
+            await done.wait()
+        except BaseException:
+            task.cancel()
+            with trio.move_on_after(CLEANUP_GRACE_S, shield=True):
+                await done.wait()
+            if not task.done():
+                logger.warning("an asyncio task of the application ignored its cancellation")
+            raise
+        if task.cancelled():
+            # Cancelled on the asyncio side, not by us (the loop shutting down, say): a failure
+            # of that callable as the pipeline sees it, so a rail fails closed. CancelledError
+            # itself must not cross: in trio code it would pass every `except Exception`.
+            raise RuntimeError("the application's asyncio task was cancelled")
+        return task.result()

@@ -20,8 +20,9 @@ from stages.generation import (
     make_provider,
 )
 from stages.rails import Action, ActionRail, Rail, builtin_rail
+from stages.usercode import TrioUserCode, UserCode
 
-from .asyncio_bridge import AsyncioBridge, in_asyncio
+from .asyncio_bridge import AsyncioBridge, AsyncioUserCode, in_asyncio
 from .errors import (
     DownstreamError,
     GenerationError,
@@ -148,7 +149,7 @@ class LLMRails:
                 "output rails are configured but rails.output.streaming.enabled is not true: "
                 "set it to true in config.yml to stream with output rails (or use generate_async)"
             )
-        plan = self._plan(messages, prompt, options, generator, streaming=True)
+        plan = self._plan(messages, prompt, options, generator, streaming=True, host=_host_here())
         return RailsStream(Pipeline(plan), include_metadata=include_metadata)
 
     async def generate_async(
@@ -163,12 +164,13 @@ class LLMRails:
         Output rails see the whole reply at once; with ``streaming_handler`` they see it window
         by window, exactly as with :meth:`stream_async`, and the handler gets the chunks.
         """
+        host = _host_here()
         if in_asyncio():
             bridge = await AsyncioBridge.get()
             return await bridge.call(
-                self._generate_in_trio, messages, prompt, options, streaming_handler
+                self._generate_in_trio, messages, prompt, options, streaming_handler, host
             )
-        return await self._generate_in_trio(messages, prompt, options, streaming_handler)
+        return await self._generate_in_trio(messages, prompt, options, streaming_handler, host)
 
     async def _generate_in_trio(
         self,
@@ -176,9 +178,12 @@ class LLMRails:
         prompt: str | None,
         options: GenerationOptions | Mapping[str, Any] | None,
         streaming_handler: StreamingHandler | None,
+        host: UserCode,
     ) -> dict[str, Any] | GenerationResponse:
         parsed = parse_options(options)
-        plan = self._plan(messages, prompt, parsed, None, streaming=streaming_handler is not None)
+        plan = self._plan(
+            messages, prompt, parsed, None, streaming=streaming_handler is not None, host=host
+        )
         pipeline = Pipeline(plan)
         parts: list[str] = []
         final: StreamEnded | StreamFailed | None = None
@@ -271,6 +276,7 @@ class LLMRails:
         generator: AsyncIterator[str] | None,
         *,
         streaming: bool,
+        host: UserCode,
     ) -> PipelinePlan:
         if (messages is None) == (prompt is None):
             raise InvalidRequestError("give either messages= or prompt=, not both and not neither")
@@ -286,7 +292,7 @@ class LLMRails:
         if generator is not None:
             if not hasattr(generator, "__anext__"):
                 raise InvalidRequestError("generator: expected an async iterator of strings")
-            provider = IteratorProvider(generator)
+            provider = IteratorProvider(generator, host)
         else:
             main = self._providers.get("main")
             if main is None:
@@ -315,4 +321,10 @@ class LLMRails:
             max_concurrent_checks=streaming_config.max_concurrent_checks,
             user_message=user_message,
             config=self.config,
+            host=host,
         )
+
+
+def _host_here() -> UserCode:
+    """Where the calling application's code runs: its asyncio loop, or trio."""
+    return AsyncioUserCode.here() if in_asyncio() else TrioUserCode()

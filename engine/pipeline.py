@@ -29,6 +29,7 @@ from stages.buffering import WindowBuffer, run_buffering
 from stages.generation import ChatProvider, ChatRequest, run_generation
 from stages.rails import Rail, RailContext, WindowEvaluator, run_rails
 from stages.usage import UsageLedger, run_usage
+from stages.usercode import TrioUserCode, UserCode
 
 __all__ = ["CHANNEL_CAPACITY", "Pipeline", "PipelinePlan", "PipelineStatistics"]
 
@@ -53,6 +54,8 @@ class PipelinePlan:
     max_concurrent_checks: int = 1
     user_message: str = ""
     config: Any = None
+    # Where the application's actions and generator run (its event loop, worker threads).
+    host: UserCode = attrs.field(factory=TrioUserCode)
 
 
 @attrs.frozen(kw_only=True)
@@ -110,7 +113,10 @@ class Pipeline:
                 evaluator = None
                 if has_rails:
                     context = RailContext(
-                        user_message=plan.user_message, config=plan.config, record=rails_usage.send
+                        user_message=plan.user_message,
+                        config=plan.config,
+                        record=rails_usage.send,
+                        host=plan.host,
                     )
                     evaluator = WindowEvaluator(
                         plan.rails,

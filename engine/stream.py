@@ -1,13 +1,24 @@
 """The object ``stream_async`` returns: an async iterator over a running pipeline.
 
-Its pipeline starts at the first ``__anext__`` and is cancelled when the stream is closed
-(``aclose()``, leaving ``async with``), when the consumer is cancelled while waiting, and
-when the stream is dropped (``break`` out of ``async for rails.stream_async(...)``).
+The pipeline's life is bound to its consumer's, never longer (structured concurrency):
+
+- ``async with rails.stream_async(...) as stream:`` (trio): the pipeline runs in a nursery of
+  the caller's, opened on entry and closed on exit. Whatever cancels the caller (a timeout, a
+  sibling's failure, Ctrl-C) cancels the pipeline at once, between chunks too.
+- ``async for chunk in rails.stream_async(...)`` with no ``async with``: there is no scope of the
+  caller's to run in, so the pipeline runs as a system task bound to the task that started
+  iterating it: it is cancelled when the stream is closed (``aclose()``), when that task is
+  cancelled while it waits for a chunk, when the stream is dropped (``break``), and when that
+  task ends, however it ends; under asyncio, when that asyncio task is done.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import enum
+from collections.abc import Callable
+from types import TracebackType
 from typing import Any, cast
 
 import trio
@@ -24,12 +35,14 @@ Chunk = str | dict[str, Any]
 
 _END = object()  # the end of a stream, as it crosses from trio to asyncio
 
+_CLOSED_UNDER_READER = "this stream was closed while it was being read: the reply is incomplete"
+
 
 class StreamState(enum.Enum):
     NEW = "new"  # nothing started yet
     OPEN = "open"  # the pipeline is running
     ENDED = "ended"  # the last event arrived; only a metadata chunk may remain
-    CLOSED = "closed"  # closed by the consumer, or its consumer was cancelled
+    CLOSED = "closed"  # closed by the consumer, or its consumer was cancelled; final
 
 
 def _unwrap(exc: BaseException) -> BaseException:
@@ -40,7 +53,7 @@ def _unwrap(exc: BaseException) -> BaseException:
 
 
 class _Runner:
-    """Runs a stream's pipeline as a system task.
+    """Runs a stream's pipeline, in the caller's nursery or as a system task.
 
     Kept apart from the stream on purpose: the task holds the runner, never the stream, so a
     dropped stream is collected at once and its ``__del__`` can cancel the pipeline.
@@ -50,8 +63,29 @@ class _Runner:
         self.pipeline = pipeline
         self.done = trio.Event()
         self.crash: BaseException | None = None
+        self._unbind: Callable[[], None] | None = None
 
-    def start(self) -> None:
+    def start_in(self, nursery: trio.Nursery) -> None:
+        nursery.start_soon(self._run, name="railstream.pipeline")
+
+    def start_bound_to(self, consumer: trio.lowlevel.Task | asyncio.Task[Any]) -> None:
+        """A system task, cancelled when ``consumer`` ends (trio task or asyncio task)."""
+        if isinstance(consumer, trio.lowlevel.Task):
+            self._unbind = _ConsumerWatch.get().watch(consumer, self.pipeline.cancel)
+        else:
+            token = trio.lowlevel.current_trio_token()
+            cancel = self.pipeline.cancel
+
+            def on_done(_: object) -> None:
+                token.run_sync_soon(cancel)
+
+            consumer.add_done_callback(on_done)
+
+            # Guest mode: trio runs on the loop's own thread, so this may touch the task.
+            def unbind() -> None:
+                consumer.remove_done_callback(on_done)
+
+            self._unbind = unbind
         trio.lowlevel.spawn_system_task(self._run, name="railstream.pipeline")
 
     async def _run(self) -> None:
@@ -61,7 +95,51 @@ class _Runner:
             # Handed to the consumer, which re-raises it from __anext__.
             self.crash = _unwrap(exc)
         finally:
+            if self._unbind is not None:
+                self._unbind()  # a long-lived consumer must not collect one hook per stream
             self.done.set()
+
+
+class _ConsumerWatch(trio.abc.Instrument):
+    """Cancels the pipelines of a task when it exits: one instrument per trio run.
+
+    trio has no public "when this task ends" hook but its instruments; only ``task_exited``
+    is defined, so trio calls nothing else of this one.
+    """
+
+    _RUN_VAR: trio.lowlevel.RunVar[_ConsumerWatch] = trio.lowlevel.RunVar("railstream_watch")
+
+    def __init__(self) -> None:
+        self._cancels: dict[trio.lowlevel.Task, list[Callable[[], None]]] = {}
+        self._token = trio.lowlevel.current_trio_token()
+
+    @classmethod
+    def get(cls) -> _ConsumerWatch:
+        try:
+            return cls._RUN_VAR.get()
+        except LookupError:
+            watch = cls()
+            trio.lowlevel.add_instrument(watch)
+            cls._RUN_VAR.set(watch)
+            return watch
+
+    def watch(self, task: trio.lowlevel.Task, cancel: Callable[[], None]) -> Callable[[], None]:
+        """Call ``cancel`` when ``task`` exits; the returned function undoes this."""
+        self._cancels.setdefault(task, []).append(cancel)
+
+        def unwatch() -> None:
+            cancels = self._cancels.get(task)
+            if cancels is not None and cancel in cancels:
+                cancels.remove(cancel)
+                if not cancels:
+                    del self._cancels[task]
+
+        return unwatch
+
+    def task_exited(self, task: trio.lowlevel.Task) -> None:
+        for cancel in self._cancels.pop(task, ()):
+            # Not from inside the instrument hook: at the next turn of the run loop.
+            self._token.run_sync_soon(cancel)
 
 
 class RailsStream:
@@ -81,6 +159,9 @@ class RailsStream:
         self._metadata_due = False
         self._held: OutputEvent | None = None  # taken from the channel ahead of its turn
         self._bridge: AsyncioBridge | None = None  # set when iterated from asyncio
+        self._asyncio_consumer: asyncio.Task[Any] | None = None
+        # ``async with`` under trio: the caller's nursery that the pipeline runs in.
+        self._nursery_manager: contextlib.AbstractAsyncContextManager[trio.Nursery] | None = None
 
     @property
     def state(self) -> StreamState:
@@ -100,14 +181,38 @@ class RailsStream:
         return self
 
     async def __aenter__(self) -> RailsStream:
+        if self._state is StreamState.NEW and not in_asyncio():
+            # Structured: the pipeline's tasks are children of a nursery in the caller's task,
+            # inside the caller's cancel scopes; nothing of it can outlive this block.
+            self._check_trio()
+            manager = trio.open_nursery()
+            nursery = await manager.__aenter__()
+            self._nursery_manager = manager
+            self._state = StreamState.OPEN
+            self._runner.start_in(nursery)
         return self
 
-    async def __aexit__(self, *exc_info: object) -> None:
-        await self.aclose()
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        try:
+            await self.aclose()
+        finally:
+            manager, self._nursery_manager = self._nursery_manager, None
+            if manager is not None:
+                # The pipeline has finished (aclose waited for it), so this only closes the
+                # nursery. The block's own exception is not handed in: it propagates as it
+                # is, not wrapped in an exception group by the nursery.
+                await manager.__aexit__(None, None, None)
 
     async def __anext__(self) -> Chunk:
         if in_asyncio():
             # From asyncio: the same logic, run in railstream's trio guest run on this loop.
+            if self._state is StreamState.NEW:
+                self._asyncio_consumer = asyncio.current_task()
             self._bridge = await AsyncioBridge.get()
             chunk = await self._bridge.call(self._next_or_end)
             if chunk is _END:
@@ -138,17 +243,25 @@ class RailsStream:
         else:
             try:
                 event = await self._pipeline.output.receive()
-            except trio.EndOfChannel:
+            except (trio.EndOfChannel, trio.ClosedResourceError):
                 event = None
             except BaseException:
                 # Cancelled (or interrupted) while waiting: the consumer is gone, so is the stream.
                 self._close_now()
                 raise
         if isinstance(event, Released):
+            if self._closed_meanwhile():
+                raise StreamStateError(_CLOSED_UNDER_READER)
             text = self._with_queued_text(event.text)
             return {"text": text} if self._include_metadata else text
         await self._wait_done()
-        self._state = StreamState.ENDED
+        if event is None and self._runner.crash is None:
+            # The pipeline stopped without its last event: cancelled under this reader (a
+            # concurrent aclose(), the bound task ending). Never a normal end: the reply is cut.
+            self._state = StreamState.CLOSED
+            raise StreamStateError(_CLOSED_UNDER_READER)
+        if not self._closed_meanwhile():
+            self._state = StreamState.ENDED
         if isinstance(event, StreamFailed):
             self._finish_reason = event.finish_reason
             self._metadata_due = self._include_metadata
@@ -196,17 +309,27 @@ class RailsStream:
 
     # internals
 
-    def _start(self) -> None:
+    def _closed_meanwhile(self) -> bool:
+        # A separate method: the state may change while this reader awaits (a concurrent
+        # aclose), which a type checker's narrowing of self._state cannot see.
+        return self._state is StreamState.CLOSED
+
+    @staticmethod
+    def _check_trio() -> None:
         try:
             trio.lowlevel.current_trio_token()
         except RuntimeError:
             raise StreamStateError(
                 "railstream streams run under trio; iterate this stream inside trio.run(...)"
             ) from None
+
+    def _start(self) -> None:
+        self._check_trio()
         self._state = StreamState.OPEN
         # A system task: `async for` gives the pipeline no nursery of the caller's to live in.
-        # It is owned by this stream, cancelled by aclose()/__del__, and never outlives trio.run.
-        self._runner.start()
+        # It is bound to the consumer's task (see the module docstring).
+        consumer = self._asyncio_consumer or trio.lowlevel.current_task()
+        self._runner.start_bound_to(consumer)
 
     async def _wait_done(self) -> None:
         try:

@@ -106,3 +106,50 @@ class BatchProvider:
 
     async def complete(self, request: Any) -> Any:
         raise NotImplementedError("BatchProvider streams only")
+
+
+class SilentAfter:
+    """A model that streams ``tokens`` one by one, then goes silent for ``silence`` seconds.
+
+    It records when it was cancelled: a test of "stops the model at once" must not pass just
+    because the model happened to send one more token (that is how a missing cancel hides).
+    """
+
+    provider_name = "silent"
+    model_name = "silent-test"
+
+    def __init__(self, tokens: Sequence[str], *, delay: float = 0.001, silence: float = 1000):
+        self.tokens = list(tokens)
+        self.delay = delay
+        self.silence = silence
+        self.produced = 0
+        self.cancelled_at: float | None = None
+
+    async def stream(self, request: Any, emit: Any) -> Any:
+        import trio
+
+        from stages.generation import ProviderOutcome
+
+        try:
+            for token in self.tokens:
+                await trio.sleep(self.delay)
+                self.produced += 1
+                await emit((token,))
+            await trio.sleep(self.silence)
+        except trio.Cancelled:
+            self.cancelled_at = trio.current_time()
+            raise
+        return ProviderOutcome()
+
+    async def complete(self, request: Any) -> Any:
+        raise NotImplementedError("SilentAfter streams only")
+
+
+def rails_on(provider: Any, actions: dict[str, Any] | None = None, **kw: Any) -> LLMRails:
+    """``make_rails``' config, with ``provider`` as the main model."""
+    rails = LLMRails(
+        RailsConfig.from_content(yaml_content=scripted_yaml(["unused"], **kw)), llm=provider
+    )
+    for name, fn in (actions or {}).items():
+        rails.register_action(fn, name)
+    return rails

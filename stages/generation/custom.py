@@ -4,18 +4,26 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 
+import trio
+
 from engine.errors import GenerationError
 
+from ..usercode import CLEANUP_GRACE_S, TrioUserCode, UserCode
 from .base import ChatProvider, ChatRequest, Completion, Emit, ProviderOutcome
 
 __all__ = ["IteratorProvider", "WholeReply"]
 
 
 class IteratorProvider:
-    """Streams what the caller's iterator yields; usage is unknown (None), never made up."""
+    """Streams what the caller's iterator yields; usage is unknown (None), never made up.
 
-    def __init__(self, iterator: AsyncIterator[str]) -> None:
+    The iterator is the application's: each step of it runs on the application's event loop
+    (``host``), so a generator that awaits asyncio code works from asyncio.
+    """
+
+    def __init__(self, iterator: AsyncIterator[str], host: UserCode | None = None) -> None:
         self._iterator = iterator
+        self._host = host or TrioUserCode()
 
     @property
     def provider_name(self) -> str:
@@ -26,17 +34,23 @@ class IteratorProvider:
         return None
 
     async def stream(self, request: ChatRequest, emit: Emit) -> ProviderOutcome:
-        iterator = self._iterator
+        iterator, host = self._iterator, self._host
         try:
-            async for piece in iterator:
+            while True:
+                try:
+                    piece = await host.run_async(iterator.__anext__)
+                except StopAsyncIteration:
+                    break
                 if not isinstance(piece, str):
                     raise GenerationError(f"generator yielded {type(piece).__name__}, expected str")
                 await emit((piece,))
         finally:
-            # Stop the caller's generator now, not whenever it is garbage collected.
+            # Stop the caller's generator now, not whenever it is garbage collected; even when
+            # cancelled (a block), its cleanup runs, within a grace that no hang can outlast.
             aclose = getattr(iterator, "aclose", None)
             if aclose is not None:
-                await aclose()
+                with trio.move_on_after(CLEANUP_GRACE_S, shield=True):
+                    await host.run_async(aclose)
         return ProviderOutcome()
 
     async def complete(self, request: ChatRequest) -> Completion:

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from typing import Any
 
 import attrs
+
+from ..usercode import UserCode, is_async_callable
 
 __all__ = ["ACTION_ARGUMENTS", "Action", "RailResultError", "interpret_result"]
 
@@ -25,6 +28,7 @@ class Action:
     name: str
     fn: Callable[..., Any]
     wants: tuple[str, ...] | None  # None: it takes **kwargs, so it gets everything
+    is_async: bool = False
 
     @classmethod
     def from_callable(cls, fn: Callable[..., Any], name: str) -> Action:
@@ -33,11 +37,11 @@ class Action:
         try:
             signature = inspect.signature(fn)
         except (TypeError, ValueError):
-            return cls(name=name, fn=fn, wants=None)
+            return cls(name=name, fn=fn, wants=None, is_async=is_async_callable(fn))
         wants: list[str] = []
         for param in signature.parameters.values():
             if param.kind is param.VAR_KEYWORD:
-                return cls(name=name, fn=fn, wants=None)
+                return cls(name=name, fn=fn, wants=None, is_async=is_async_callable(fn))
             if param.name in ACTION_ARGUMENTS and param.kind is not param.POSITIONAL_ONLY:
                 wants.append(param.name)
             elif param.default is param.empty and param.kind is not param.VAR_POSITIONAL:
@@ -45,15 +49,19 @@ class Action:
                     f"action {name!r} requires parameter {param.name!r}, which railstream does not "
                     f"provide (it passes, by name: {', '.join(ACTION_ARGUMENTS)})"
                 )
-        return cls(name=name, fn=fn, wants=tuple(wants))
+        return cls(name=name, fn=fn, wants=tuple(wants), is_async=is_async_callable(fn))
 
-    async def __call__(self, arguments: Mapping[str, Any]) -> Any:
-        if self.wants is None:
-            result = self.fn(**arguments)
-        else:
-            result = self.fn(**{k: arguments[k] for k in self.wants})
-        if inspect.isawaitable(result):
-            result = await result
+    async def __call__(self, arguments: Mapping[str, Any], host: UserCode) -> Any:
+        """Run the action where the application's code runs (see ``stages.usercode``)."""
+        kwargs = dict(arguments) if self.wants is None else {k: arguments[k] for k in self.wants}
+        call = functools.partial(self.fn, **kwargs)
+        if self.is_async:
+            return await host.run_async(call)
+        # Sync: in a worker thread, never on the event loop (it may block on I/O).
+        result = await host.run_sync(call)
+        if inspect.isawaitable(result):  # a plain callable that returned a coroutine
+            awaitable = result
+            return await host.run_async(lambda: awaitable)
         return result
 
 

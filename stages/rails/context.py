@@ -9,16 +9,20 @@ import attrs
 
 from engine.messages import LogRecord, Window
 
+from ..usercode import TrioUserCode, UserCode
+
 __all__ = ["Rail", "RailContext", "RailResult"]
 
 
 @attrs.frozen(kw_only=True)
 class RailContext:
-    """The request a window belongs to, and where a rail records its own LLM calls."""
+    """The request a window belongs to, where a rail records its own LLM calls, and where
+    the application's actions run (its event loop, or a worker thread)."""
 
     user_message: str
     config: Any
     record: Callable[[LogRecord], Awaitable[None]]
+    host: UserCode = attrs.field(factory=TrioUserCode)
 
 
 @attrs.frozen(kw_only=True)

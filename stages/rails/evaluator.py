@@ -38,7 +38,7 @@ class ActionRail:
             },
             "config": context.config,
         }
-        value = await self._action(arguments)
+        value = await self._action(arguments, context.host)
         allowed, reason = interpret_result(value)
         return RailResult(allowed=allowed, reason=reason, return_value=value)
 
@@ -111,13 +111,15 @@ class WindowEvaluator:
                 result = await rail.check(window, self._context)
             except Exception as exc:  # fail closed: a broken rail blocks
                 detail = f"{type(exc).__name__}: {exc}"
+        if scope.cancel_called or trio.current_time() >= scope.deadline:
+            # Past its deadline, a rail fails closed whatever it returns: one that swallowed
+            # the cancellation, or blocked the loop past it, must not let the window through.
+            result, detail = None, f"timed out after {limit:g}s"
         if result is not None:
             verdict = "pass" if result.allowed else "block"
             error = None if result.allowed else StreamError.blocked(rail.name)
             reason = result.reason
         else:
-            if scope.cancelled_caught:
-                detail = f"timed out after {limit:g}s"
             verdict, error, reason = "error", StreamError.rail_failed(rail.name, detail), detail
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._context.record(
