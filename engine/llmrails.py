@@ -31,7 +31,7 @@ from .errors import (
     StreamingNotSupportedError,
 )
 from .log import GenerationLog, GenerationOptions, GenerationResponse, parse_options
-from .messages import Released, StreamEnded, StreamError, StreamFailed
+from .messages import Released, StreamEnded, StreamFailed
 from .pipeline import Pipeline, PipelinePlan
 from .stream import RailsStream
 from .streaming import StreamingHandler
@@ -205,7 +205,7 @@ class LLMRails:
                 streaming_handler.close()
         content = "".join(parts)
         if isinstance(final, StreamFailed):
-            content = self._failed_reply(final.error)
+            content = self._failed_reply(final)
         message = {"role": "assistant", "content": content}
         if parsed is None:
             return message
@@ -241,11 +241,16 @@ class LLMRails:
     # internals
 
     @staticmethod
-    def _failed_reply(error: StreamError) -> str:
+    def _failed_reply(final: StreamFailed) -> str:
+        error = final.error
         if error.type == "guardrails_violation":
             return BLOCKED_REPLY
         if error.type == "internal_error":
             return INTERNAL_ERROR_REPLY
+        if isinstance(final.cause, GenerationError):
+            # The provider's own exception (ProviderTimeoutError, ...), so that callers can
+            # tell a stall from a refused connection from a 429.
+            raise final.cause
         if error.type == "downstream_error" and isinstance(error.code, int):
             raise DownstreamError(error.code, error.message)
         raise GenerationError(error.message)

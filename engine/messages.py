@@ -98,9 +98,11 @@ class GenerationEnded:
 
 @attrs.frozen
 class GenerationFailed:
-    """The model failed mid-way; no more tokens follow."""
+    """The model failed mid-way; no more tokens follow. ``cause``: the provider's exception
+    (``ProviderTimeoutError``, ...), raised as it is by the calls that raise."""
 
     error: StreamError
+    cause: Exception | None = attrs.field(default=None, eq=False, repr=False)
 
 
 GenerationEvent = TokenBatch | GenerationEnded | GenerationFailed
@@ -143,6 +145,7 @@ class EndOfTokens:
 
     finish_reason: str
     error: StreamError | None = None
+    cause: Exception | None = attrs.field(default=None, eq=False, repr=False)
 
 
 BufferEvent = Passthrough | Window | EndOfTokens
@@ -169,6 +172,7 @@ class StreamFailed:
 
     error: StreamError
     finish_reason: Literal["content_filter", "error"]
+    cause: Exception | None = attrs.field(default=None, eq=False, repr=False)
 
 
 OutputEvent = Released | StreamEnded | StreamFailed

@@ -133,5 +133,5 @@ async def _cut_windows(
         if isinstance(event, GenerationEnded):
             await outbox.send(EndOfTokens(event.finish_reason))
         elif isinstance(event, GenerationFailed):
-            await outbox.send(EndOfTokens("error", event.error))
+            await outbox.send(EndOfTokens("error", event.error, event.cause))
         return

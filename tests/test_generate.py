@@ -114,8 +114,10 @@ def test_sync_generate_runs_without_a_loop_with_the_nemo_log_shape() -> None:
     )
     response = rails.generate(messages=USER, options={"log": {"llm_calls": True}})
     assert isinstance(response, GenerationResponse)
-    for llm_call in response.log.llm_calls:  # type: ignore[union-attr]
-        assert llm_call.total_tokens == llm_call.prompt_tokens + llm_call.completion_tokens  # type: ignore[operator]
+    assert response.log is not None
+    (llm_call,) = response.log.llm_calls  # exactly the main call: an empty log must fail
+    assert (llm_call.task, llm_call.prompt_tokens, llm_call.completion_tokens) == ("general", 2, 6)
+    assert llm_call.total_tokens == 8
 
 
 async def test_sync_generate_inside_a_loop_says_what_to_use_instead() -> None:

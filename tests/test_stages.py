@@ -227,10 +227,9 @@ async def test_rails_stage_holds_the_context_tail_until_the_end(
 ) -> None:
     outputs, records = await run_two_windows([True, True], max_checks=2)
     assert outputs == [Released("ab"), Released("cd"), Released("e"), StreamEnded("stop")]
-    assert [(r.rail, r.window_index, r.verdict) for r in records if isinstance(r, RailRun)] == [
-        ("my rail", 0, "pass"),
-        ("my rail", 1, "pass"),
-    ]
+    # The two checks overlap (in worker threads), so they may end in either order.
+    runs = sorted((r.rail, r.window_index, r.verdict) for r in records if isinstance(r, RailRun))
+    assert runs == [("my rail", 0, "pass"), ("my rail", 1, "pass")]
 
 
 async def test_rails_stage_block_releases_nothing_of_the_window(

@@ -50,7 +50,7 @@ async def run_generation(
             status, outcome_usage, finish_reason = "completed", outcome.usage, outcome.finish_reason
             final = GenerationEnded(outcome.finish_reason)
         except GenerationError as exc:
-            status, final = "failed", GenerationFailed(exc.payload)
+            status, final = "failed", GenerationFailed(exc.payload, cause=exc)
         except trio.BrokenResourceError:
             # Downstream stopped listening: nothing more to do for this call.
             status = "cancelled"
@@ -61,7 +61,8 @@ async def run_generation(
             final = GenerationFailed(
                 StreamError(
                     message=detail, type="generation_error", param=None, code="generation_failed"
-                )
+                ),
+                cause=GenerationError(detail),
             )
         finally:
             record = LLMCall(

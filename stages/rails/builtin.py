@@ -9,12 +9,14 @@
 
 from __future__ import annotations
 
+import contextlib
 import re
 from typing import Any, Literal
 
 import jinja2
 import jinja2.meta
 import jinja2.sandbox
+import trio
 
 from config_schema import BlocklistConfig
 from engine.messages import LLMCall, Stopwatch, Usage, Window
@@ -89,7 +91,12 @@ class _LLMJudge:
         try:
             completion = await self._provider.complete(request)
         except Exception:
-            await context.record(self._record(prompt, window, watch, "failed", None))
+            await _record_anyway(context, self._record(prompt, window, watch, "failed", None))
+            raise
+        except BaseException:
+            # Cut off (its rail's timeout, a block, a parallel rail's first block): the call
+            # was made and may be billed, so it is in the log, with what is known of it.
+            await _record_anyway(context, self._record(prompt, window, watch, "cancelled", None))
             raise
         await context.record(self._record(prompt, window, watch, "completed", completion))
         return completion.text
@@ -99,7 +106,7 @@ class _LLMJudge:
         prompt: str,
         window: Window,
         watch: Stopwatch,
-        status: Literal["completed", "failed"],
+        status: Literal["completed", "cancelled", "failed"],
         completion: Completion | None,
     ) -> LLMCall:
         return LLMCall(
@@ -115,6 +122,15 @@ class _LLMJudge:
             prompt=prompt,
             completion=completion.text if completion is not None else None,
         )
+
+
+async def _record_anyway(context: RailContext, call: LLMCall) -> None:
+    """Record ``call`` even while cancelled; only a usage stage already gone is no place."""
+    with (
+        trio.CancelScope(shield=True),
+        contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError),
+    ):
+        await context.record(call)
 
 
 class SelfCheckOutput(_LLMJudge):

@@ -142,7 +142,7 @@ class _RailsStage:
             if isinstance(item, EndOfTokens):
                 await self._release_rest()
                 if item.error is not None:
-                    return StreamFailed(item.error, "error")
+                    return StreamFailed(item.error, "error", item.cause)
                 return StreamEnded(item.finish_reason)
             await item.done.wait()
             self._slots.release()
