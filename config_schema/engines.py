@@ -30,6 +30,10 @@ class OpenAISettings:
     connect_timeout_s: float = 10.0
     first_token_timeout_s: float = 60.0
     idle_timeout_s: float = 30.0
+    # A whole (non-streamed) reply arrives only once it is generated: a 1,000-token reply at
+    # 15 tokens/s takes 67 s, so neither the first-token nor the idle limit can time it.
+    request_timeout_s: float = 600.0
+    max_event_bytes: int = 1 << 20  # an SSE line or event longer than this ends the reply
     max_retries: int = 2
     retry_backoff_s: float = 0.5
     max_connections: int = 100
@@ -74,14 +78,20 @@ def _openai_problems(params: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:
             ("base_url",),
             f"expected an http(s) URL such as http://127.0.0.1:8000/v1, got {settings.base_url!r}",
         )
-    for name in ("connect_timeout_s", "first_token_timeout_s", "idle_timeout_s"):
+    for name in (
+        "connect_timeout_s",
+        "first_token_timeout_s",
+        "idle_timeout_s",
+        "request_timeout_s",
+    ):
         if getattr(settings, name) <= 0:
             yield (name,), f"must be > 0, got {getattr(settings, name)}"
     for name in ("max_retries", "retry_backoff_s", "max_keepalive_connections"):
         if getattr(settings, name) < 0:
             yield (name,), f"must be >= 0, got {getattr(settings, name)}"
-    if settings.max_connections < 1:
-        yield ("max_connections",), f"must be >= 1, got {settings.max_connections}"
+    for name in ("max_connections", "max_event_bytes"):
+        if getattr(settings, name) < 1:
+            yield (name,), f"must be >= 1, got {getattr(settings, name)}"
 
 
 _SCRIPTED_KEYS = {"responses", "delay_ms", "report_usage"}

@@ -1,8 +1,9 @@
 """A real OpenAI-compatible server for the tests: plain trio sockets on 127.0.0.1.
 
 It speaks HTTP/1.1 with keep-alive and chunked SSE, as vLLM and OpenAI do, and follows a
-script per request: tokens, pacing, usage or none, an error status, malformed SSE, a dropped
-connection, a stall. It records every request, the tokens it wrote, and when the client went
+script per request: tokens, pacing, usage or none (or only some of its counts), an error
+status, malformed SSE, a dropped connection, a stall, a body held open after [DONE], an endless
+line. It records every request, the tokens it wrote, and when the client went
 away: the evidence that cancellation reaches the wire.
 """
 
@@ -11,7 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
-from typing import Any
+from typing import Any, Literal
 
 import attrs
 import trio
@@ -20,8 +21,9 @@ import trio
 @attrs.define
 class Script:
     tokens: list[str] = attrs.field(factory=lambda: ["Hello", " from", " the", " server."])
-    delay: float = 0.0  # seconds between tokens
+    delay: float = 0.0  # seconds between tokens (a whole reply: it is sent after all of them)
     usage: bool = True  # a usage chunk when the client asks for one
+    usage_fields: dict[str, Any] | None = None  # the usage object as sent, instead of the full one
     status: int = 200
     error_body: str = (
         '{"error": {"message": "Incorrect API key provided", "type": "invalid_request_error"}}'
@@ -31,6 +33,10 @@ class Script:
     error_after: int | None = None  # send an in-stream error object after this many tokens
     drop_after: int | None = None  # close the connection mid-body after this many tokens
     stall_after: int | None = None  # stop writing (connection open) after this many tokens
+    # (a whole reply: after half its body)
+    # After [DONE]: end the body, keep it open (never ending it), or drop the connection mid-chunk.
+    after_done: Literal["end", "hold", "drop"] = "end"
+    endless_line: int | None = None  # then send this many bytes of one line that never ends
     stall_before_headers: bool = False
     done: bool = True  # end with data: [DONE]
     finish_reason: str = "stop"
@@ -60,6 +66,8 @@ class Served:
 
     body: dict[str, Any]
     headers: dict[str, str]
+    received_at: float = 0.0  # trio time the request arrived
+    bytes_written: int = 0  # of an endless line
     tokens_written: int = 0
     disconnected_at: float | None = None  # trio time the client's close was seen
     tokens_at_disconnect: int | None = None
@@ -85,10 +93,16 @@ class FakeOpenAI:
         self.client_gone = trio.Event()  # set when any client goes away mid-reply
         self.connections = 0  # accepted so far
         self.open_connections = 0  # not yet closed by the client
+        self._closes = trio.lowlevel.ParkingLot()  # woken whenever a connection closes
 
     @property
     def base_url(self) -> str:
         return f"http://127.0.0.1:{self.port}/v1"
+
+    async def wait_all_closed(self) -> None:
+        """Return once every connection accepted so far has been closed by its client."""
+        while self.open_connections:
+            await self._closes.park()
 
     def script(self, *scripts: Script) -> None:
         """The next requests follow these scripts, in turn; then the default one."""
@@ -109,6 +123,7 @@ class FakeOpenAI:
             pass  # the client reset the connection between requests: it is done with it
         finally:
             self.open_connections -= 1
+            self._closes.unpark_all()
 
     async def _requests(self, stream: trio.SocketStream) -> None:
         buffer = b""
@@ -143,7 +158,9 @@ class FakeOpenAI:
                         + stats
                     )
                     continue
-                served = Served(body=json.loads(body or b"{}"), headers=headers)
+                served = Served(
+                    body=json.loads(body or b"{}"), headers=headers, received_at=trio.current_time()
+                )
                 self.served.append(served)
                 script = Script.from_model(str(served.body.get("model", ""))) or (
                     self.scripts.popleft() if self.scripts else self.default
@@ -182,6 +199,8 @@ class FakeOpenAI:
             )
             return True
         if not served.body.get("stream"):
+            # As vLLM and OpenAI do: nothing is sent until the whole reply is generated.
+            await trio.sleep(script.delay * len(script.tokens))
             text = "".join(script.tokens)
             reply = {
                 "id": "cmpl-1",
@@ -195,16 +214,14 @@ class FakeOpenAI:
                 ],
             }
             if script.usage:
-                reply["usage"] = {
-                    "prompt_tokens": 7,
-                    "completion_tokens": len(script.tokens),
-                    "total_tokens": 7 + len(script.tokens),
-                }
+                reply["usage"] = self._usage(script)
             body = json.dumps(reply).encode()
-            await stream.send_all(
-                f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
-                + body
-            )
+            head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
+            if script.stall_after is not None:
+                await stream.send_all(head + body[: len(body) // 2])
+                await self._watch_until_gone(stream, served)
+                raise ClientGone
+            await stream.send_all(head + body)
             return True
         await stream.send_all(
             b"HTTP/1.1 200 OK\r\nContent-Type: text/event-stream\r\nTransfer-Encoding: chunked\r\n\r\n"
@@ -225,6 +242,16 @@ class FakeOpenAI:
         if served.disconnected_at is not None:
             raise ClientGone
         return True
+
+    @staticmethod
+    def _usage(script: Script) -> dict[str, Any]:
+        if script.usage_fields is not None:
+            return script.usage_fields
+        return {
+            "prompt_tokens": 7,
+            "completion_tokens": len(script.tokens),
+            "total_tokens": 7 + len(script.tokens),
+        }
 
     async def _watch_until_gone(
         self, stream: trio.SocketStream, served: Served, scope: trio.CancelScope | None = None
@@ -270,6 +297,8 @@ class FakeOpenAI:
                 pending.clear()
 
         await flush()
+        if script.endless_line is not None:
+            await self._endless_line(stream, served, script.endless_line)
         start = trio.current_time()
         for i, token in enumerate(script.tokens):
             if script.drop_after == i:
@@ -311,18 +340,36 @@ class FakeOpenAI:
             served.sent_ns.append(time.monotonic_ns())
         pending.append(chunk(delta({}, script.finish_reason)))
         if script.usage and served.body.get("stream_options", {}).get("include_usage"):
-            usage = {
-                "prompt_tokens": 7,
-                "completion_tokens": len(script.tokens),
-                "total_tokens": 7 + len(script.tokens),
-            }
+            usage = self._usage(script)
             pending.append(
                 chunk({"id": "c", "object": "chat.completion.chunk", "choices": [], "usage": usage})
             )
         if script.done:
             pending.append(chunk("[DONE]"))
+        if script.after_done == "hold":
+            await flush(force=True)
+            await trio.sleep_forever()  # the body never ends; the watcher sees the client go
+        if script.after_done == "drop":
+            pending.append(b"5\r\ndata:")
+            await flush(force=True)
+            raise Drop
         pending.append(b"0\r\n\r\n")
         await flush(force=True)
+
+    @staticmethod
+    async def _endless_line(stream: trio.SocketStream, served: Served, total: int) -> None:
+        """``data: xxx...`` with no line end: ``total`` bytes, then silence with the body open.
+
+        Bounded, so that a client without a limit stalls (and fails) instead of growing until
+        the machine runs out of memory.
+        """
+        piece = b"x" * 65536
+        data = b"%x\r\n%b\r\n" % (len(piece), piece)
+        await stream.send_all(b"6\r\ndata: \r\n")
+        while served.bytes_written < total:
+            await stream.send_all(data)
+            served.bytes_written += len(piece)
+        await trio.sleep_forever()
 
 
 def main() -> None:

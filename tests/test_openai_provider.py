@@ -3,15 +3,21 @@
 from __future__ import annotations
 
 import json
+import random
+import tracemalloc
 from collections.abc import AsyncIterator
-from typing import Any
+from typing import Any, Literal
 
 import pytest
 import trio
 import trio.testing
 
-from engine import LLMRails, RailsConfig
-from engine.errors import DownstreamError
+from config_schema import ModelConfig
+from engine import ConfigError, LLMRails, RailsConfig
+from engine.errors import DownstreamError, ProviderTimeoutError
+from engine.messages import Usage
+from stages.generation import ChatRequest, CollectTokens, HttpClients, OpenAIProvider
+from stages.generation.openai import _usage
 
 from .helpers import HANG_GUARD_S, USER, collect
 from .openai_server import FakeOpenAI, Script
@@ -135,6 +141,32 @@ async def test_usage_absent_is_none_and_stream_usage_false_asks_for_none(
     assert (call.prompt_tokens, call.completion_tokens, call.total_tokens) == (None, None, None)
     assert call.streamed_tokens == 4
     assert "stream_options" not in server.served[0].body
+
+
+@pytest.mark.parametrize("stream", [True, False], ids=["streamed", "whole"])
+async def test_usage_counts_the_server_leaves_out_stay_none(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any, stream: bool
+) -> None:
+    """A usage object with some counts missing (or not numbers): those are None, never 0."""
+    server.script(Script(usage_fields={"completion_tokens": 4, "total_tokens": "11"}))
+    rails = rails_for()
+    options = {"log": {"llm_calls": True}}
+    with trio.fail_after(HANG_GUARD_S):
+        if stream:
+            async with rails.stream_async(messages=USER) as streamed:
+                assert "".join([c async for c in streamed]) == "Hello from the server."
+            call = streamed.log.llm_calls[0]
+        else:
+            result = await rails.generate_async(messages=USER, options=options)
+            call = result.log.llm_calls[0]
+    assert (call.prompt_tokens, call.completion_tokens, call.total_tokens) == (None, 4, None)
+
+
+def test_usage_keeps_only_whole_numbers() -> None:
+    assert _usage({"prompt_tokens": 0, "completion_tokens": True, "x": 1}) == Usage(
+        prompt_tokens=0, completion_tokens=None, total_tokens=None
+    )
+    assert _usage(None) == Usage(prompt_tokens=None, completion_tokens=None, total_tokens=None)
 
 
 async def test_per_call_llm_params_override_the_config(
@@ -346,6 +378,168 @@ async def test_an_unreachable_server_is_retried_then_reported(
     assert "sk-test-secret-key" not in error["message"]
 
 
+@pytest.mark.parametrize("after_done", ["hold", "drop"])
+async def test_a_body_that_does_not_end_after_done_still_ends_the_reply_whole(
+    autojump_clock: trio.testing.MockClock,
+    server: FakeOpenAI,
+    rails_for: Any,
+    after_done: Literal["hold", "drop"],
+) -> None:
+    """[DONE] ends the reply: a server that then keeps the body open past the idle timeout,
+    or drops it mid-chunk, costs its connection (closed, not pooled), not the reply or its
+    usage."""
+    server.script(Script(after_done=after_done))
+    rails = rails_for()
+    with trio.fail_after(HANG_GUARD_S):
+        start = trio.current_time()
+        async with rails.stream_async(messages=USER) as stream:
+            chunks = [c async for c in stream]
+        ended = trio.current_time() - start
+        await trio.testing.wait_all_tasks_blocked()
+        if after_done == "hold":
+            assert server.served[0].disconnected_at is not None  # railstream closed it
+        assert "".join(await collect(rails)) == "Hello from the server."  # on a new connection
+    assert "".join(chunks) == "Hello from the server."  # no error chunk after it
+    call = stream.log.llm_calls[0]
+    assert (call.status, call.prompt_tokens, call.completion_tokens, call.total_tokens) == (
+        "completed",
+        7,
+        4,
+        11,
+    )
+    assert ended < 2  # within the drain's limit, not the idle timeout's (2 s)
+    assert server.connections == 2
+
+
+async def test_an_endless_sse_line_ends_the_reply_promptly_in_bounded_memory(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    """A server sending one line that never ends (16 MiB, then silence) is stopped at the
+    default 1 MiB limit: a clear error, the connection closed, memory never near 16 MiB."""
+    server.script(Script(endless_line=16 << 20))
+    rails = rails_for()
+    tracemalloc.start()
+    try:
+        with trio.fail_after(HANG_GUARD_S):
+            start = trio.current_time()
+            chunks = await collect(rails)
+            failed_after = trio.current_time() - start
+            await trio.testing.wait_all_tasks_blocked()
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert chunks == [chunks[-1]]
+    error = error_of(chunks[-1])
+    assert (error["type"], error["message"]) == (
+        "generation_error",
+        "the provider sent an SSE line longer than 1048576 bytes (max_event_bytes)"
+        f" (POST {server.base_url}/chat/completions)",
+    )
+    assert failed_after < 2  # by the limit, not by the stall timer (idle_timeout_s 2)
+    assert server.served[0].disconnected_at is not None
+    assert peak < 8 << 20, f"peak {peak / 2**20:.1f} MiB"
+
+
+# whole (non-streamed) replies: request_timeout_s
+
+
+def direct_provider(
+    base_url: str, clients: HttpClients, seed: int, **params: float
+) -> OpenAIProvider:
+    """The provider alone, its retry jitter drawn from ``random.Random(seed)``."""
+    parameters = {
+        "base_url": base_url,
+        "retry_backoff_s": 0.1,
+        "first_token_timeout_s": 10,
+        "idle_timeout_s": 2,
+        **params,
+    }
+    model = ModelConfig(type="main", engine="openai", model="m", parameters=parameters)
+    return OpenAIProvider(model=model, clients=clients, environ={}, rng=random.Random(seed))
+
+
+async def test_a_slow_but_healthy_whole_reply_is_not_cut_by_the_first_token_deadline(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any
+) -> None:
+    """1,000 tokens at 15 tokens/s: 67 s to the headers, far past first_token_timeout_s
+    (10 s) and idle_timeout_s (2 s), well within request_timeout_s (default 600 s)."""
+    server.script(Script(tokens=["w "] * 1000, delay=1 / 15))
+    with trio.fail_after(HANG_GUARD_S):
+        start = trio.current_time()
+        result = await rails_for().generate_async(messages=USER)
+    assert result == {"role": "assistant", "content": "w " * 1000}
+    assert trio.current_time() - start >= 66
+
+
+@pytest.mark.parametrize(
+    "script",
+    [
+        pytest.param(Script(stall_before_headers=True), id="no-headers"),
+        pytest.param(Script(stall_after=0), id="half-a-body"),
+    ],
+)
+async def test_a_stalled_whole_reply_times_out_at_request_timeout(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any, script: Script
+) -> None:
+    """The provider itself, for the error's class (the facade re-raises a GenerationError)."""
+    server.script(script)
+    clients = HttpClients()
+    provider = direct_provider(server.base_url, clients, 0, request_timeout_s=120)
+    with trio.fail_after(HANG_GUARD_S):
+        start = trio.current_time()
+        with pytest.raises(
+            ProviderTimeoutError,
+            match=r"^no whole reply from the provider within 120s \(request_timeout_s\)"
+            rf" \(POST {server.base_url}/chat/completions\)$",
+        ):
+            await provider.complete(ChatRequest(messages=tuple(USER)))
+        failed_after = trio.current_time() - start
+        await trio.testing.wait_all_tasks_blocked()
+        await clients.aclose()
+    assert 120 <= failed_after < 121
+    assert server.served[0].disconnected_at is not None
+
+
+# retries: jittered
+
+
+@pytest.mark.parametrize("seed", [1, 2])
+async def test_backoff_is_full_jitter_on_the_exponential_step(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, seed: int
+) -> None:
+    """Each wait is drawn from [0, 0.1 * 2**attempt): seeded, so the draws are known; two
+    seeds, so two streams refused together come back apart."""
+    server.script(Script(status=503), Script(status=503))
+    clients = HttpClients()
+    emit = CollectTokens()
+    with trio.fail_after(HANG_GUARD_S):
+        await direct_provider(server.base_url, clients, seed).stream(
+            ChatRequest(messages=tuple(USER)), emit
+        )
+        await clients.aclose()
+    assert "".join(emit.tokens) == "Hello from the server."
+    draws = random.Random(seed)
+    expected = [draws.uniform(0, 0.1), draws.uniform(0, 0.2)]
+    at = [s.received_at for s in server.served]
+    assert [at[1] - at[0], at[2] - at[1]] == pytest.approx(expected, abs=1e-6)
+
+
+async def test_retry_after_is_waited_at_least_then_spread(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI
+) -> None:
+    server.script(Script(status=429, retry_after="3"))
+    clients = HttpClients()
+    emit = CollectTokens()
+    with trio.fail_after(HANG_GUARD_S):
+        await direct_provider(server.base_url, clients, 7).stream(
+            ChatRequest(messages=tuple(USER)), emit
+        )
+        await clients.aclose()
+    assert "".join(emit.tokens) == "Hello from the server."
+    waited = server.served[1].received_at - server.served[0].received_at
+    assert waited == pytest.approx(3 + random.Random(7).uniform(0, 0.1), abs=1e-6)
+
+
 # cancellation reaches the wire
 
 
@@ -403,6 +597,30 @@ async def test_connections_are_pooled_and_closed_with_the_facade(
         await trio.testing.wait_all_tasks_blocked()
     assert server.open_connections == 0
     assert len(server.served) == 3
+
+
+async def test_a_client_is_closed_when_its_trio_run_ends(server: FakeOpenAI) -> None:
+    """Each sync generate() is its own trio.run, with its own client: when a run ends its
+    client must close its pooled connection, with no aclose() from anyone.
+
+    Real time, not the autojump clock: the client's runs are in a worker thread."""
+    clients = HttpClients()
+    provider = direct_provider(server.base_url, clients, 0)
+
+    async def one_reply() -> str:
+        emit = CollectTokens()
+        await provider.stream(ChatRequest(messages=tuple(USER)), emit)
+        return "".join(emit.tokens)
+
+    with trio.fail_after(HANG_GUARD_S):
+        for run in (1, 2):
+            assert await trio.to_thread.run_sync(trio.run, one_reply) == "Hello from the server."
+            # The run has ended; the server sees the close as soon as the kernel hands it the
+            # FIN. Waited for a while, not forever, so that a connection left open fails the
+            # assertion below instead of hanging.
+            with trio.move_on_after(5):
+                await server.wait_all_closed()
+            assert (server.connections, server.open_connections) == (run, 0)
 
 
 # non-streaming calls and the judge
@@ -567,3 +785,12 @@ async def test_the_key_appears_in_no_log_record(
     assert caplog.records, "httpx logs requests at DEBUG: the check must see them"
     assert all("sk-test-secret-key" not in r.getMessage() for r in caplog.records)
     assert "sk-test-secret-key" not in chunks[-1]
+
+
+def test_the_whole_reply_timeout_and_the_sse_limit_must_be_positive() -> None:
+    with pytest.raises(ConfigError) as raised:
+        config("http://127.0.0.1:1/v1", params={"request_timeout_s": 0, "max_event_bytes": 0})
+    assert str(raised.value).splitlines()[-2:] == [
+        "<yaml_content>:1: models[0].parameters.request_timeout_s: must be > 0, got 0.0",
+        "<yaml_content>:1: models[0].parameters.max_event_bytes: must be >= 1, got 0",
+    ]

@@ -11,11 +11,11 @@ from hypothesis import strategies as st
 
 from engine.errors import GenerationError
 from stages.generation.http_errors import HTTPX_ERRORS, map_httpx_error
-from stages.generation.sse import SSEDecoder, SSEEvent
+from stages.generation.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent, SSELimitError
 
 
-def decode(pieces: list[bytes]) -> list[SSEEvent]:
-    decoder = SSEDecoder()
+def decode(pieces: list[bytes], limit: int = DEFAULT_MAX_EVENT_BYTES) -> list[SSEEvent]:
+    decoder = SSEDecoder(max_event_bytes=limit)
     events = []
     for piece in pieces:
         events += decoder.feed(piece)
@@ -55,6 +55,66 @@ def test_a_crlf_split_by_an_empty_read_is_one_line_end() -> None:
 def test_multibyte_characters_split_across_reads() -> None:
     data = "data: héllo ✓\n\n".encode()
     assert decode([data[:8], data[8:9], data[9:]]) == [SSEEvent("héllo ✓")]
+
+
+# limits: a decoder holds at most one line and one event, each at most max_event_bytes
+
+
+def test_a_line_that_never_ends_fails_at_the_limit_not_after() -> None:
+    decoder = SSEDecoder(max_event_bytes=4096)
+    assert decoder.feed(b"data: ") == []
+    for _ in range(3):
+        assert decoder.feed(b"x" * 1000) == []
+    assert decoder.feed(b"x" * 1090) == []  # 4,096 bytes: the limit itself is allowed
+    with pytest.raises(
+        SSELimitError,
+        match=r"^the provider sent an SSE line longer than 4096 bytes \(max_event_bytes\)$",
+    ):
+        decoder.feed(b"x")
+
+
+def test_the_default_limit_is_one_mib() -> None:
+    assert DEFAULT_MAX_EVENT_BYTES == 1 << 20
+    decoder = SSEDecoder()
+    decoder.feed(b"x" * DEFAULT_MAX_EVENT_BYTES)  # exactly the limit is allowed
+    with pytest.raises(SSELimitError, match=r"^the provider sent an SSE line longer than 1048576"):
+        decoder.feed(b"x")
+
+
+@pytest.mark.parametrize(
+    "pieces",
+    [
+        pytest.param([b"data: " + b"x" * 95 + b"\n\n"], id="one-read-one-event"),
+        pytest.param([b"data: " + b"x" * 95 + b"\n\ndata: ok\n\n"], id="one-read-two-events"),
+        pytest.param([b"data: " + b"x" * 50, b"x" * 45 + b"\n\n"], id="two-reads"),
+        pytest.param([b": " + b"x" * 99 + b"\n"], id="a-comment"),
+    ],
+)
+def test_a_whole_line_over_the_limit_fails_however_it_arrives(pieces: list[bytes]) -> None:
+    """101 bytes against a limit of 100: the fast path (one event per read) must not skip
+    the check the general path makes."""
+    with pytest.raises(SSELimitError, match=r"^the provider sent an SSE line longer than 100 "):
+        decode(pieces, 100)
+
+
+def test_a_line_at_the_limit_is_decoded() -> None:
+    data = "x" * 94
+    assert decode([f"data: {data}\n\n".encode()], 100) == [SSEEvent(data)]
+    assert decode([f"data: {data}".encode()], 100) == [SSEEvent(data)]
+
+
+def test_an_event_of_many_short_lines_over_the_limit_fails() -> None:
+    """Each data line is short; together they are the event the decoder would have to hold."""
+    decoder = SSEDecoder(max_event_bytes=100)
+    decoder.feed(b"data: " + b"x" * 44 + b"\n")  # 50 bytes
+    decoder.feed(b"data: " + b"x" * 44 + b"\n")  # 100: still allowed
+    with pytest.raises(SSELimitError, match=r"^the provider sent an SSE event longer than 100 "):
+        decoder.feed(b"data: x\n")
+
+
+def test_the_event_limit_counts_each_event_afresh() -> None:
+    events = [b"data: " + b"x" * 90 + b"\n\n"] * 20
+    assert len(decode([b"".join(events)], 100)) == 20
 
 
 lines = st.lists(
@@ -100,6 +160,25 @@ def test_the_same_events_when_each_read_holds_one_event_as_servers_send(
     pieces[-1] = pieces[-1][: len(pieces[-1]) - len(blank)]
     assert b"".join(pieces) == raw
     assert decode(pieces) == decode([raw])
+
+
+@given(lines, st.sampled_from(["\n", "\r\n", "\r"]), st.integers(1, 60), st.data())
+def test_a_limit_is_met_alike_however_the_bytes_are_split_into_reads(
+    body: list[str], newline: str, limit: int, data: st.DataObject
+) -> None:
+    """The same events, or the same error naming the same limit, whatever the read
+    boundaries: the limit is a property of the stream, not of how it arrived."""
+    raw = "".join(line + newline for line in body).encode()
+    cuts = sorted(data.draw(st.lists(st.integers(0, len(raw)), max_size=10)))
+    pieces = [raw[a:b] for a, b in zip([0, *cuts], [*cuts, len(raw)], strict=True)]
+
+    def outcome(reads: list[bytes]) -> list[SSEEvent] | str:
+        try:
+            return decode(reads, limit)
+        except SSELimitError as exc:
+            return str(exc)
+
+    assert outcome(pieces) == outcome([raw])
 
 
 def httpx_exceptions() -> list[type[Exception]]:

@@ -2,9 +2,10 @@
 
 ``POST {base_url}/chat/completions`` with ``stream: true``; the SSE reply is decoded as it
 arrives and every read's deltas are emitted together. Before the first token, connection
-failures, 429 and 5xx are retried with backoff (honouring ``Retry-After``) within the
+failures, 429 and 5xx are retried with jittered backoff (honouring ``Retry-After``) within the
 first-token deadline; after it, a failure ends the reply with an error. Cancellation (a block,
-a consumer that left) closes the HTTP response at once.
+a consumer that left) closes the HTTP response at once. A whole (non-streamed) reply, retries
+included, is timed by ``request_timeout_s`` alone.
 """
 
 from __future__ import annotations
@@ -14,6 +15,7 @@ import email.utils
 import json
 import math
 import os
+import random
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from typing import Any, TypeVar, cast
@@ -34,7 +36,7 @@ from engine.messages import Usage
 from .base import ChatRequest, Completion, Emit, ProviderOutcome
 from .http_client import HttpClients
 from .http_errors import map_httpx_error
-from .sse import SSEDecoder
+from .sse import SSEDecoder, SSELimitError
 
 __all__ = ["OpenAIProvider", "resolve_api_key"]
 
@@ -46,6 +48,9 @@ _RETRY_TRANSPORT = (httpx.ConnectError, httpx.ConnectTimeout, httpx.RemoteProtoc
 _MAX_MESSAGE = 500
 # A stall is reported between idle_timeout_s and idle_timeout_s * (1 + 1/8) after the last piece.
 _STALL_SLACK_DIVISOR = 8
+# After [DONE] the reply is whole; the body's end is awaited this long at most (capped by the
+# idle timeout), so that its connection can be pooled. Servers send it with [DONE] or just after.
+_DRAIN_AFTER_DONE_S = 0.5
 
 
 def resolve_api_key(model: ModelConfig, environ: Mapping[str, str] = os.environ) -> str | None:
@@ -130,8 +135,14 @@ class OpenAIProvider:
     """Streams chat completions from an OpenAI-compatible endpoint."""
 
     def __init__(
-        self, *, model: ModelConfig, clients: HttpClients, environ: Mapping[str, str] = os.environ
+        self,
+        *,
+        model: ModelConfig,
+        clients: HttpClients,
+        environ: Mapping[str, str] = os.environ,
+        rng: random.Random | None = None,
     ) -> None:
+        """``rng`` draws the retry jitter (tests pass a seeded one)."""
         assert model.model  # checked when the config loaded
         self._model = model.model
         self._settings = OpenAISettings.from_parameters(model.parameters)
@@ -147,6 +158,9 @@ class OpenAIProvider:
         connect = self._settings.connect_timeout_s
         # Reads are timed by railstream (first token, idle), so their limits can differ.
         self._timeout = httpx.Timeout(connect=connect, read=None, write=connect, pool=connect)
+        # Its own generator, seeded from the OS: a program that seeds the global one (common in
+        # evaluations) would otherwise make every process jitter alike, in lock-step again.
+        self._random = rng if rng is not None else random.Random()
 
     def __repr__(self) -> str:
         return f"OpenAIProvider(model={self._model!r}, url={self._url!r})"
@@ -178,11 +192,17 @@ class OpenAIProvider:
         raise self._no_reply()
 
     async def complete(self, request: ChatRequest) -> Completion:
-        deadline = trio.current_time() + self._settings.first_token_timeout_s
+        # A whole reply's headers come when its last token is generated, so the first-token
+        # deadline cannot time it: one limit sized for a whole reply covers every step.
+        limit = self._settings.request_timeout_s
+        deadline = trio.current_time() + limit
         body = self._body(request, stream=False)
         with trio.move_on_at(deadline):
             return await self._post(body, deadline, self._read_whole)
-        raise self._no_reply()
+        raise ProviderTimeoutError(
+            f"no whole reply from the provider within {limit:g}s (request_timeout_s)"
+            f" ({self._where})"
+        )
 
     def _no_reply(self) -> ProviderTimeoutError:
         return ProviderTimeoutError(
@@ -216,11 +236,19 @@ class OpenAIProvider:
                     raise error from exc
             if not retry or attempt >= self._settings.max_retries:
                 raise error
-            delay = wait if wait is not None else self._settings.retry_backoff_s * 2**attempt
+            delay = self._backoff(attempt, wait)
             if trio.current_time() + delay >= deadline:
-                raise error  # waiting longer than the first-token deadline allows is pointless
+                raise error  # a wait past the deadline (first token, or whole reply) is pointless
             await trio.sleep(delay)
             attempt += 1
+
+    def _backoff(self, attempt: int, retry_after: float | None) -> float:
+        """Jittered, so that streams refused together do not all come back together."""
+        base = self._settings.retry_backoff_s
+        if retry_after is not None:
+            # Never sooner than the server asked; spread over one base backoff after that.
+            return retry_after + self._random.uniform(0, base)
+        return self._random.uniform(0, base * 2**attempt)  # "full jitter"
 
     async def _status_error(self, response: httpx.Response, deadline: float) -> DownstreamError:
         body = b""
@@ -250,7 +278,7 @@ class OpenAIProvider:
         first_token: trio.CancelScope,
         stalled: trio.CancelScope,
     ) -> ProviderOutcome:
-        decoder = SSEDecoder()
+        decoder = SSEDecoder(max_event_bytes=self._settings.max_event_bytes)
         usage = Usage()
         finish_reason = "stop"
         waiting_first = True  # until then, the first-token scope times the wait
@@ -268,7 +296,10 @@ class OpenAIProvider:
                     stalled.deadline = now + idle + slack
                     rearm_at = now + slack
             piece = await anext(pieces, None)
-            events = decoder.feed(piece) if piece is not None else decoder.close()
+            try:
+                events = decoder.feed(piece) if piece is not None else decoder.close()
+            except SSELimitError as exc:
+                raise ProviderProtocolError(f"{exc} ({self._where})") from None
             tokens: list[str] = []
             done = False
             for event in events:
@@ -308,14 +339,23 @@ class OpenAIProvider:
                     await emit(tokens)
                     rearm_at = -math.inf
             if done:
-                # Read to the end of the body: a whole response returns its connection
-                # to the pool instead of closing it.
-                stalled.deadline = trio.current_time() + idle
-                async for _ in pieces:
-                    pass
+                # The reply is whole: nothing the body does next may lose it. Its end is read
+                # briefly, so a whole response returns its connection to the pool; one that
+                # does not end is left, and closed with the response, without an error.
+                first_token.deadline = stalled.deadline = math.inf
+                with trio.move_on_after(min(idle, _DRAIN_AFTER_DONE_S)):
+                    await self._drain(pieces)
             if done or piece is None:
                 # Servers that end without [DONE] end the reply too.
                 return ProviderOutcome(finish_reason=finish_reason, usage=usage)
+
+    @staticmethod
+    async def _drain(pieces: AsyncGenerator[bytes, None]) -> None:
+        try:
+            async for _ in pieces:
+                pass
+        except httpx.HTTPError:
+            pass  # a body that breaks after [DONE] takes nothing from the reply
 
     def _parse(self, data: str) -> dict[str, Any]:
         try:
