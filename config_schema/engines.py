@@ -138,6 +138,27 @@ def engine_parameter_problems(engine: str, params: Mapping[str, Any]) -> Iterato
     elif engine == "openai":
         yield from _openai_problems(params)
     elif engine == "huggingface_pipeline":
-        for key in ("streamer", "stopping_criteria", "return_full_text"):
-            if key in params:
-                yield (key,), "is set by railstream"
+        yield from _huggingface_problems(params)
+
+
+def _huggingface_problems(params: Mapping[str, Any]) -> Iterator[tuple[Path, str]]:
+    for key in ("streamer", "stopping_criteria", "return_full_text"):
+        if key in params:
+            yield (key,), "is set by railstream"
+    # Where the model is loaded, as transformers' pipeline() takes it. Whether the device
+    # exists is known only where the model loads (LLMRails(config)), which says so there.
+    device = params.get("device")
+    if device is not None and (isinstance(device, bool) or not isinstance(device, int | str)):
+        yield (
+            ("device",),
+            f"expected a device such as cpu, cuda:0 or an accelerator index, got {type_name(device)}",
+        )
+    device_map = params.get("device_map")
+    if device_map is not None and not isinstance(device_map, str | Mapping):
+        yield (
+            ("device_map",),
+            f"expected a strategy such as auto, or a mapping of modules to devices, got {type_name(device_map)}",
+        )
+    if device is not None and device_map is not None:
+        # transformers lets device override device_map, "most likely" misplacing the model.
+        yield ("device_map",), "set device or device_map, not both"

@@ -141,6 +141,29 @@ async def test_cancelled_generation_still_records_its_call(
     assert (record.status, record.streamed_tokens, record.usage) == ("cancelled", 2, Usage())
 
 
+async def test_a_cut_off_call_is_recorded_with_the_counts_its_provider_reported(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    # A local model counts its tokens as it goes; cancelled, it returns no outcome, so the
+    # record takes the last counts it reported, not None.
+    class Counting(BatchProvider):
+        async def stream(self, request: Any, emit: Any) -> Any:
+            emit.report_usage(Usage(prompt_tokens=3, completion_tokens=1, total_tokens=4))
+            await emit(["a"])
+            await trio.sleep_forever()
+
+    out_send, out_recv = trio.open_memory_channel[GenerationEvent](100)
+    usage_send, usage_recv = trio.open_memory_channel[LogRecord](10)
+    with trio.move_on_after(1):
+        await run_generation(Counting([]), REQUEST, out_send, usage_send)
+    assert await drain(out_recv) == [TokenBatch(("a",))]
+    (record,) = await drain(usage_recv)
+    assert (record.status, record.usage) == (
+        "cancelled",
+        Usage(prompt_tokens=3, completion_tokens=1, total_tokens=4),
+    )
+
+
 # buffering
 
 

@@ -39,12 +39,22 @@ class Emit(Protocol):
         """
         ...
 
+    def report_usage(self, usage: Usage) -> None:
+        """The call's token counts so far, from a provider that counts as it goes (a local model).
+
+        A call cut off by a block or a consumer that left returns no outcome, so its record
+        carries the last counts reported here; a call that completes is recorded with its
+        outcome's usage. A provider that learns counts only at the end need not call this.
+        """
+        ...
+
 
 class CollectTokens:
     """An :class:`Emit` that keeps every token: a whole reply from a streaming call."""
 
     def __init__(self) -> None:
         self.tokens: list[str] = []
+        self.usage: Usage | None = None
 
     async def __call__(self, tokens: Sequence[str]) -> None:
         self.tokens.extend(tokens)
@@ -52,6 +62,9 @@ class CollectTokens:
     def offer(self, tokens: Sequence[str]) -> bool:
         self.tokens.extend(tokens)
         return True
+
+    def report_usage(self, usage: Usage) -> None:
+        self.usage = usage
 
 
 _PIECE = re.compile(r"\S+\s*")

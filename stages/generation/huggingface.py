@@ -1,15 +1,19 @@
 """``engine: huggingface_pipeline``: a local transformers text-generation pipeline, streamed.
 
 Generation runs in a worker thread; its tokens reach the trio pipeline through a streamer
-(:class:`AsyncTextIteratorStreamer`, usable as NeMo Guardrails' seeds show). The thread waits
-while the pipeline is full (backpressure), and a stopping criterion watching a cancel flag
-ends generation within one token of a block or a consumer's close; the trio side waits for
-the thread to return, so none is left behind. Needs the ``hf`` extra (transformers, torch),
-imported only when this engine is used.
+(:class:`AsyncTextIteratorStreamer`, usable as NeMo Guardrails' seeds show). Each call has its
+own streamer, cancel flag and channel, so concurrent calls (from threads, or several streams
+in one trio loop) share only the model, which inference does not change. The thread waits
+while the pipeline is full (backpressure), and a stopping criterion watching the cancel flag
+ends generation within one token of a block or a consumer's close, even while the model
+writes tokens that flush no text; the trio side waits for the thread to return, so none is
+left behind. Needs the ``hf`` extra (transformers, torch), imported only when this engine is
+used.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
 from collections.abc import Mapping
 from typing import Any
@@ -23,6 +27,10 @@ from .base import ChatMessage, ChatRequest, CollectTokens, Completion, Emit, Pro
 
 __all__ = ["AsyncTextIteratorStreamer", "HuggingFacePipelineCompatible", "huggingface_provider"]
 
+# Keys of a config's ``parameters`` that choose where the model is loaded, as transformers'
+# pipeline() takes them; every other key is a generation parameter.
+LOAD_PARAMETERS = ("device", "device_map")
+
 
 def _transformers() -> Any:
     try:
@@ -34,35 +42,39 @@ def _transformers() -> Any:
     return transformers
 
 
-def _streamer_base() -> type:
-    return _transformers().TextStreamer  # type: ignore[no-any-return]
-
-
 class _StreamerMixin:
-    """What railstream adds to transformers' TextStreamer: a trio hand-off and a token count."""
+    """What railstream adds to transformers' TextStreamer: a trio hand-off and token counts."""
 
+    skip_prompt: bool
+    next_tokens_are_prompt: bool
+    decode_kwargs: dict[str, Any]
+    tokenizer: Any
     _send: trio.MemorySendChannel[str] | None
     _token: trio.lowlevel.TrioToken | None
+    prompt_tokens: int | None
     generated_tokens: int
 
-    def _bind(self, send: trio.MemorySendChannel[str], token: trio.lowlevel.TrioToken) -> None:
-        self._send, self._token, self.generated_tokens = send, token, 0
-
     def put(self, value: Any) -> None:
-        # Called from the generation thread with each step's token ids (the prompt first,
-        # which TextStreamer skips with skip_prompt).
-        prompt = getattr(self, "skip_prompt", False) and getattr(
-            self, "next_tokens_are_prompt", False
-        )
-        if not prompt:
-            self.generated_tokens += int(value.numel()) if hasattr(value, "numel") else len(value)
+        # Called from the generation thread with the prompt's token ids first, then each
+        # step's: the counts of the call, known even when it is cut off.
+        count = int(value.numel()) if hasattr(value, "numel") else len(value)
+        if self.skip_prompt and self.next_tokens_are_prompt:
+            self.prompt_tokens = count
+        else:
+            self.generated_tokens += count
         super().put(value)  # type: ignore[misc]
 
     def on_finalized_text(self, text: str, stream_end: bool = False) -> None:
         if text and self._send is not None and self._token is not None:
             # Waits while the pipeline is full; raises if the stream is gone, which ends
-            # generation (with the stopping criterion as the usual, quieter way).
+            # generation. Steps that flush no text never come here: for them the stopping
+            # criterion is the only way a cancel reaches the model.
             trio.from_thread.run(self._send.send, text, trio_token=self._token)
+
+
+@functools.cache
+def _streamer_class() -> type:
+    return type("AsyncTextIteratorStreamer", (_StreamerMixin, _transformers().TextStreamer), {})
 
 
 def AsyncTextIteratorStreamer(
@@ -75,13 +87,15 @@ def AsyncTextIteratorStreamer(
         pipe = pipeline("text-generation", model=model, tokenizer=tokenizer, **params)
         llm = HuggingFacePipelineCompatible(pipeline=pipe, model_kwargs=params)
 
+    Given to :class:`HuggingFacePipelineCompatible`, it is a template: each call streams
+    through its own copy (same tokenizer and decoding), so concurrent calls never mix.
     Unlike NeMo's, it ends when generation ends, or fails.
     """
-    cls = type("AsyncTextIteratorStreamer", (_StreamerMixin, _streamer_base()), {})
     # As the pipeline's own output does: special tokens (end of text, unknown) are not text.
     decode_kwargs.setdefault("skip_special_tokens", True)
-    streamer = cls(tokenizer, skip_prompt=skip_prompt, **decode_kwargs)
-    streamer._send, streamer._token, streamer.generated_tokens = None, None, 0
+    streamer = _streamer_class()(tokenizer, skip_prompt=skip_prompt, **decode_kwargs)
+    streamer._send, streamer._token = None, None
+    streamer.prompt_tokens, streamer.generated_tokens = None, 0
     return streamer
 
 
@@ -102,7 +116,19 @@ class HuggingFacePipelineCompatible:
     def __init__(self, pipeline: Any, model_kwargs: Mapping[str, Any] | None = None) -> None:
         self.pipeline = pipeline
         kwargs = dict(model_kwargs or {})
-        self._streamer = kwargs.pop("streamer", None)
+        template = kwargs.pop("streamer", None)
+        if template is not None and not isinstance(template, _StreamerMixin):
+            raise ValueError(
+                "streamer must be railstream's AsyncTextIteratorStreamer (or none): "
+                "each call streams through its own copy of it"
+            )
+        if template is not None and not template.skip_prompt:
+            raise ValueError(
+                "a streamer with skip_prompt=False would stream the prompt back: "
+                "railstream streams only the reply"
+            )
+        self._tokenizer = template.tokenizer if template is not None else pipeline.tokenizer
+        self._decode_kwargs = dict(template.decode_kwargs) if template is not None else {}
         # Your own stopping criteria run beside railstream's cancel flag, never instead of it.
         self._stopping_criteria = list(kwargs.pop("stopping_criteria", None) or [])
         if kwargs.pop("return_full_text", False):
@@ -110,10 +136,10 @@ class HuggingFacePipelineCompatible:
                 "return_full_text=True would stream the prompt back: railstream streams only the reply"
             )
         self._kwargs = kwargs
-        # One generation at a time: the model (and a shared streamer) serve one call.
-        self._lock = trio.Lock()
-        self.cancelled_at: int | None = None  # generated tokens when the last cancel came
-        self.finished_at: int | None = None  # generated tokens when the last thread returned
+        # Of the last call cancelled / the last to return (calls may overlap): what tests and
+        # diagnostics compare to see that generation stopped within a token of the cancel.
+        self.cancelled_at: int | None = None  # generated tokens when the cancel came
+        self.finished_at: int | None = None  # generated tokens when the thread returned
 
     @property
     def provider_name(self) -> str:
@@ -134,16 +160,20 @@ class HuggingFacePipelineCompatible:
 
         return transformers.StoppingCriteriaList([*self._stopping_criteria, StopOnCancel()])
 
-    async def stream(self, request: ChatRequest, emit: Emit) -> ProviderOutcome:
-        async with self._lock:
-            return await self._stream(request, emit)
+    def _streamer(self, send: trio.MemorySendChannel[str]) -> Any:
+        # One per call: a streamer holds the call's undecoded tokens, its counts and where its
+        # text goes, so a shared one would hand one call's tokens to another.
+        streamer = AsyncTextIteratorStreamer(
+            self._tokenizer, skip_prompt=True, **self._decode_kwargs
+        )
+        streamer._send, streamer._token = send, trio.lowlevel.current_trio_token()
+        return streamer
 
-    async def _stream(self, request: ChatRequest, emit: Emit) -> ProviderOutcome:
-        tokenizer = self.pipeline.tokenizer
-        prompt = _prompt(tokenizer, request.messages)
-        streamer = self._streamer or AsyncTextIteratorStreamer(tokenizer, skip_prompt=True)
+    async def stream(self, request: ChatRequest, emit: Emit) -> ProviderOutcome:
+        prompt = _prompt(self.pipeline.tokenizer, request.messages)
         send, receive = trio.open_memory_channel[str](8)
-        streamer._bind(send, trio.lowlevel.current_trio_token())
+        streamer = self._streamer(send)
+        token = streamer._token
         cancel = threading.Event()
         kwargs = {**self._kwargs, **request.parameters}
         failure: list[BaseException] = []
@@ -160,39 +190,37 @@ class HuggingFacePipelineCompatible:
             except BaseException as exc:  # reported in trio; the thread must simply end
                 failure.append(exc)
             finally:
-                self.finished_at = streamer.generated_tokens
-                trio.from_thread.run_sync(send.close, trio_token=streamer._token)
+                trio.from_thread.run_sync(send.close, trio_token=token)
 
         async def run_generation() -> None:
             # abandon_on_cancel=False: a cancelled stream still waits for the thread, which
             # the cancel flag stops within one token: no thread outlives the stream.
             await trio.to_thread.run_sync(generate, abandon_on_cancel=False)
 
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(run_generation)
-            ended = False
-            try:
-                with receive:
-                    async for text in receive:
-                        await emit((text,))
-                ended = True
-            finally:
-                if not ended:
-                    # A block, a consumer that left, an error: stop the model now (the thread
-                    # sees the flag at its next token), before waiting for it to return.
-                    cancel.set()
-                    self.cancelled_at = streamer.generated_tokens
+        try:
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(run_generation)
+                ended = False
+                try:
+                    with receive:
+                        async for text in receive:
+                            await emit((text,))
+                    ended = True
+                finally:
+                    if not ended:
+                        # A block, a consumer that left, an error: stop the model now (the
+                        # thread sees the flag at its next token), before waiting for it.
+                        cancel.set()
+                        self.cancelled_at = streamer.generated_tokens
+        finally:
+            # The thread has returned, so the counts are final; a cancelled call returns no
+            # outcome, and its record takes them from this report.
+            self.finished_at = streamer.generated_tokens
+            usage = _usage(streamer)
+            emit.report_usage(usage)
         if failure and not isinstance(failure[0], trio.BrokenResourceError | trio.Cancelled):
             raise GenerationError(f"the pipeline failed: {type(failure[0]).__name__}: {failure[0]}")
-        prompt_tokens = len(tokenizer(prompt)["input_ids"])
-        completion = streamer.generated_tokens
-        return ProviderOutcome(
-            usage=Usage(
-                prompt_tokens=prompt_tokens,
-                completion_tokens=completion,
-                total_tokens=prompt_tokens + completion,
-            )
-        )
+        return ProviderOutcome(usage=usage)
 
     async def complete(self, request: ChatRequest) -> Completion:
         collect = CollectTokens()
@@ -200,10 +228,43 @@ class HuggingFacePipelineCompatible:
         return Completion(text="".join(collect.tokens), usage=outcome.usage)
 
 
+def _usage(streamer: Any) -> Usage:
+    # The prompt is counted when the model takes it; a call that failed before that has no
+    # prompt count, and so no total.
+    prompt: int | None = streamer.prompt_tokens
+    completion: int = streamer.generated_tokens
+    return Usage(
+        prompt_tokens=prompt,
+        completion_tokens=completion,
+        total_tokens=None if prompt is None else prompt + completion,
+    )
+
+
 def huggingface_provider(
     model: str, parameters: Mapping[str, Any]
 ) -> HuggingFacePipelineCompatible:
-    """``engine: huggingface_pipeline`` from a config: ``model`` is a local model path."""
+    """``engine: huggingface_pipeline`` from a config: ``model`` is a local model path.
+
+    ``device`` or ``device_map`` in ``parameters`` say where the model is loaded, as for
+    transformers' ``pipeline()``; a device that cannot be used fails here, at load.
+    """
     transformers = _transformers()
-    pipe = transformers.pipeline("text-generation", model=model, tokenizer=model, device="cpu")
-    return HuggingFacePipelineCompatible(pipeline=pipe, model_kwargs=parameters)
+    placement = {k: parameters[k] for k in LOAD_PARAMETERS if k in parameters}
+    generation = {k: v for k, v in parameters.items() if k not in LOAD_PARAMETERS}
+    where = ", ".join(f"{k}={v!r}" for k, v in placement.items()) or "the default device"
+    try:
+        pipe = transformers.pipeline("text-generation", model=model, tokenizer=model, **placement)
+    except Exception as exc:
+        raise GenerationError(
+            f"engine huggingface_pipeline could not load {model!r} on {where}: "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+    device = placement.get("device")
+    if isinstance(device, int) and device >= 0 and pipe.device.type == "cpu":
+        # transformers falls back to the CPU for an accelerator index it cannot find: a model
+        # far slower than the config asks for, without a word.
+        raise GenerationError(
+            f"engine huggingface_pipeline could not load {model!r} on device={device}: "
+            "torch finds no accelerator; set device: cpu (or -1) to run on the CPU"
+        )
+    return HuggingFacePipelineCompatible(pipeline=pipe, model_kwargs=generation)

@@ -69,7 +69,9 @@ async def run_generation(
                 task=request.task,
                 model=provider.model_name,
                 provider=provider.provider_name,
-                usage=outcome_usage,
+                # A call that did not complete has no outcome: the provider's last report (if
+                # it counts as it goes) is what is known, else None, never a made-up 0.
+                usage=outcome_usage if status == "completed" else emit.reported_usage,
                 streamed_tokens=emit.streamed,
                 status=status,
                 **watch.stamps(),
@@ -88,15 +90,17 @@ async def run_generation(
 
 
 class _Emitter:
-    """The provider's :class:`~stages.generation.base.Emit`: counts tokens, times the first."""
+    """The provider's :class:`~stages.generation.base.Emit`: counts tokens, times the first,
+    keeps the provider's last usage report (the record of a call that is cut off)."""
 
-    __slots__ = ("_outbox", "_watch", "first_token", "streamed")
+    __slots__ = ("_outbox", "_watch", "first_token", "reported_usage", "streamed")
 
     def __init__(self, outbox: trio.MemorySendChannel[GenerationEvent], watch: Stopwatch) -> None:
         self._outbox = outbox
         self._watch = watch
         self.first_token: float | None = None
         self.streamed = 0
+        self.reported_usage = Usage()
 
     def _count(self, batch: tuple[str, ...]) -> None:
         if self.first_token is None:
@@ -120,6 +124,9 @@ class _Emitter:
                 return False
             self._count(batch)
         return True
+
+    def report_usage(self, usage: Usage) -> None:
+        self.reported_usage = usage
 
 
 def _tokens(tokens: Sequence[str]) -> tuple[str, ...]:
