@@ -30,6 +30,7 @@ class Script:
     )
     retry_after: str | None = None
     malformed_after: int | None = None  # write a chunk that is not JSON after this many tokens
+    # (a whole reply: a body that is not JSON)
     error_after: int | None = None  # send an in-stream error object after this many tokens
     drop_after: int | None = None  # close the connection mid-body after this many tokens
     stall_after: int | None = None  # stop writing (connection open) after this many tokens
@@ -216,6 +217,8 @@ class FakeOpenAI:
             if script.usage:
                 reply["usage"] = self._usage(script)
             body = json.dumps(reply).encode()
+            if script.malformed_after is not None:
+                body = b"<html>502 Bad Gateway</html>"  # a proxy's page, not the API's JSON
             head = f"HTTP/1.1 200 OK\r\nContent-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n".encode()
             if script.stall_after is not None:
                 await stream.send_all(head + body[: len(body) // 2])
