@@ -10,6 +10,8 @@ from .models import OutputStreamingConfig as OutputStreamingConfig
 from .models import PromptConfig as PromptConfig
 from .models import RailsConfig as RailsConfig
 from .models import RailsSection as RailsSection
+from .secrets import Parameters as Parameters
+from .secrets import redacted as redacted
 
 __all__ = [
     "BlocklistConfig",
@@ -18,8 +20,10 @@ __all__ = [
     "ModelConfig",
     "OutputRailsConfig",
     "OutputStreamingConfig",
+    "Parameters",
     "PromptConfig",
     "RailsConfig",
     "RailsSection",
     "action",
+    "redacted",
 ]

@@ -10,6 +10,7 @@ import attrs
 from cattrs.errors import BaseValidationError
 
 from .converter import Path, make_converter, structure_problems, type_name
+from .secrets import Parameters
 
 __all__ = ["OpenAISettings", "SUPPORTED_ENGINES", "engine_parameter_problems"]
 
@@ -38,7 +39,7 @@ class OpenAISettings:
     retry_backoff_s: float = 0.5
     max_connections: int = 100
     max_keepalive_connections: int = 20
-    body: Mapping[str, Any] = attrs.field(factory=dict)
+    body: Mapping[str, Any] = attrs.field(factory=Parameters, converter=Parameters)
 
     @classmethod
     def from_parameters(cls, params: Mapping[str, Any]) -> OpenAISettings:

@@ -12,6 +12,8 @@ from typing import Any
 
 import attrs
 
+from .secrets import Parameters
+
 __all__ = [
     "BlocklistConfig",
     "ModelConfig",
@@ -35,7 +37,8 @@ class ModelConfig:
     engine: str
     model: str | None = None
     api_key_env_var: str | None = None
-    parameters: Mapping[str, Any] = attrs.field(factory=dict, converter=_freeze_mapping)
+    # Secrets in it (api_key, ...) are redacted in every repr and str (config_schema.secrets).
+    parameters: Mapping[str, Any] = attrs.field(factory=Parameters, converter=Parameters)
 
 
 @attrs.frozen(kw_only=True)

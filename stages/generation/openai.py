@@ -25,6 +25,7 @@ import trio
 
 from config_schema import ModelConfig
 from config_schema.engines import OpenAISettings
+from config_schema.secrets import redacted
 from engine.errors import (
     DownstreamError,
     GenerationError,
@@ -149,7 +150,7 @@ class OpenAIProvider:
         self._clients = clients
         self._url = self._settings.base_url.rstrip("/") + "/chat/completions"
         # Where, for error messages: the endpoint, never a key.
-        self._where = f"POST {self._url}"
+        self._where = f"POST {redacted(self._url)}"  # a password in the URL is never shown
         headers = {"Accept": "text/event-stream"}
         key = resolve_api_key(model, environ)
         if key:
@@ -163,7 +164,7 @@ class OpenAIProvider:
         self._random = rng if rng is not None else random.Random()
 
     def __repr__(self) -> str:
-        return f"OpenAIProvider(model={self._model!r}, url={self._url!r})"
+        return f"OpenAIProvider(model={self._model!r}, url={redacted(self._url)!r})"
 
     @property
     def provider_name(self) -> str:
