@@ -9,6 +9,7 @@ from .builtin import BlocklistCheckOutput as BlocklistCheckOutput
 from .builtin import ContentSafetyCheckOutput as ContentSafetyCheckOutput
 from .builtin import SelfCheckOutput as SelfCheckOutput
 from .builtin import builtin_rail as builtin_rail
+from .builtin import normalise_blocklist_text as normalise_blocklist_text
 from .builtin import parse_judge_answer as parse_judge_answer
 from .builtin import parse_safety_answer as parse_safety_answer
 from .context import Rail as Rail
@@ -35,6 +36,7 @@ __all__ = [
     "WindowEvaluator",
     "builtin_rail",
     "interpret_result",
+    "normalise_blocklist_text",
     "parse_judge_answer",
     "parse_safety_answer",
     "run_rails",
