@@ -49,6 +49,9 @@ class AsyncioBridge:
         """The bridge of the running asyncio loop, started if need be."""
         loop = asyncio.get_running_loop()
         bridge = cls._by_loop.get(loop)
+        if bridge is not None and bridge._broken:
+            # One trio run per thread at a time: the ending one must be over first.
+            await asyncio.shield(bridge._finished)
         if bridge is None or bridge._finished.done():
             bridge = cls._by_loop[loop] = cls(loop)
         await asyncio.shield(bridge._started)
@@ -59,6 +62,7 @@ class AsyncioBridge:
         self._started: asyncio.Future[None] = loop.create_future()
         self._finished: asyncio.Future[outcome.Outcome[None]] = loop.create_future()
         self._nursery: trio.Nursery | None = None
+        self._broken = False  # a call raised past `except Exception`: the run is ending
         self._scope: trio.CancelScope | None = None
         self.token: trio.lowlevel.TrioToken | None = None
         trio.lowlevel.start_guest_run(
@@ -79,6 +83,13 @@ class AsyncioBridge:
                 await trio.sleep_forever()
 
     def _on_done(self, result: outcome.Outcome[None]) -> None:
+        if isinstance(result, outcome.Error):
+            # Nothing awaits the guest run itself: its failure is told here, or never.
+            logger.error(
+                "railstream's trio guest run on this asyncio loop crashed; the next call "
+                "starts a new one",
+                exc_info=result.error,
+            )
         if not self._finished.done():
             self._finished.set_result(result)
         if not self._started.done():
@@ -117,9 +128,19 @@ class AsyncioBridge:
             except Exception as exc:  # handed to the asyncio caller, never to the nursery
                 if not future.done():
                     future.set_exception(exc)
+            except BaseException:
+                # (Not a cancellation of this call's own scope, which `with scope` absorbed.)
+                # It ends the whole guest run: no new call may be sent to it meanwhile.
+                self._broken = True
+                raise
             finally:
                 if not future.done():
-                    future.cancel()
+                    # The guest run is going away under this call (the loop shutting down,
+                    # or a crash): the caller learns so, rather than seeing a cancellation
+                    # it never asked for.
+                    future.set_exception(
+                        RuntimeError("railstream's trio guest run stopped before this call ended")
+                    )
                 finished.set_result(None)
 
         def spawn() -> None:

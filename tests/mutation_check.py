@@ -110,9 +110,11 @@ def _judge(mutation: Mutation, code: int | None, output: str) -> str | None:
         return f"the tests did not end within {mutation.timeout_s:g}s (a hang, not a failure)"
     if code == 0:
         return "the tests passed"
-    if code != 1:
-        return f"pytest exited {code} (not a test failure: collection or usage error?)"
     failure_lines = [line for line in output.splitlines() if line.startswith(("FAILED", "ERROR"))]
+    # A test that failed and then left the process to die at exit (a thread the mutation
+    # left running, killed by a signal: a negative code) failed all the same.
+    if code != 1 and not (code < 0 and failure_lines):
+        return f"pytest exited {code} (not a test failure: collection or usage error?)"
     if failure_lines and all("TooSlowError" in line for line in failure_lines):
         return "caught only by the hang guard (TooSlowError)"
     if mutation.expect is not None and mutation.expect not in output:

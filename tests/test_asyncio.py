@@ -129,7 +129,10 @@ def test_every_seed_example_runs_as_printed_under_asyncio(
     )
     out = capsys.readouterr().out
     if "result = await rails.generate_async" in code:
-        assert namespace["result"]["role"] == "assistant"
+        assert namespace["result"] == {"role": "assistant", "content": HELLO}
+        # The example's consumer task printed the guarded reply, all of it, as it streamed
+        # (after what the setup example printed: it streams the same first reply).
+        assert out == HELLO * (1 + len(setup)), f"the StreamingHandler's consumer printed {out!r}"
     elif "stream_async" in code:
         assert out.startswith("Hello! I am a scripted model") or out.startswith("Sure,")
     elif "llm_calls" in code:
@@ -347,6 +350,46 @@ def test_the_guest_run_ends_with_the_loop() -> None:
         assert asyncio.run(main()) == "fine"
     # trio keeps idle worker threads for a few seconds; they are few, and do not grow per loop.
     assert threading.active_count() - before <= 2
+
+
+def test_a_crashed_guest_run_is_reported_and_the_next_call_gets_a_new_one(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """A failure of the guest run itself is logged (nothing else awaits it), its caller gets
+    an error rather than a silent cancellation, and the bridge starts afresh."""
+    from engine.asyncio_bridge import AsyncioBridge
+
+    class Fatal(BaseException):  # passes every `except Exception`: it ends the guest run
+        pass
+
+    async def crash() -> None:
+        raise Fatal("the guest run breaks")
+
+    async def main() -> tuple[BaseException | None, str]:
+        bridge = await AsyncioBridge.get()
+        try:
+            await bridge.call(crash)
+        except BaseException as exc:  # what the caller sees
+            seen: BaseException | None = exc
+        else:
+            seen = None
+        rails = make_rails(["still fine"])
+        text = "".join(
+            [c async for c in rails.stream_async(messages=[{"role": "user", "content": "x"}])]
+        )
+        return seen, text
+
+    with caplog.at_level("ERROR", logger="railstream.asyncio"):
+        seen, text = asyncio.run(main())
+    assert isinstance(seen, RuntimeError), f"the caller saw {seen!r}"
+    assert str(seen) == "railstream's trio guest run stopped before this call ended"
+    assert text == "still fine"
+    (record,) = [r for r in caplog.records if r.name == "railstream.asyncio"]
+    assert record.getMessage().startswith(
+        "railstream's trio guest run on this asyncio loop crashed"
+    )
+    assert record.exc_info is not None
+    assert "the guest run breaks" in repr(record.exc_info[1])
 
 
 # FastAPI

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import threading
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -147,9 +148,24 @@ def test_the_seeds_snippet_streams_the_exact_text_of_a_plain_run_with_the_same_s
     assert llm.finished_at == 60
 
 
+class SlowTokens(transformers.StoppingCriteria):  # type: ignore[misc]
+    """Makes each token take 50 ms: a stream that stopped waiting for its generation thread
+    would end while the thread still runs, which the test then sees."""
+
+    def __call__(self, input_ids: Any, scores: Any, **kwargs: Any) -> bool:
+        time.sleep(0.05)
+        return False
+
+
 def test_a_block_stops_generation_within_one_token_and_leaves_no_thread(pipe: Any) -> None:
     llm = HuggingFacePipelineCompatible(
-        pipeline=pipe, model_kwargs={**PARAMS, "max_new_tokens": 200, "min_new_tokens": 200}
+        pipeline=pipe,
+        model_kwargs={
+            **PARAMS,
+            "max_new_tokens": 200,
+            "min_new_tokens": 200,
+            "stopping_criteria": [SlowTokens()],
+        },
     )
     rails = guarded(
         llm, ["stop early"], {"stop_early": lambda bot_message: False}, chunk_size=2, context_size=0
@@ -158,14 +174,17 @@ def test_a_block_stops_generation_within_one_token_and_leaves_no_thread(pipe: An
     for seed in range(3):
         torch.manual_seed(seed)
         chunks, log = stream(rails)
+        running = [t.name for t in threading.enumerate() if t.name.startswith("generate from ")]
+        assert running == [], "the stream ended while its generation thread still ran"
         assert json.loads(chunks[-1])["error"]["code"] == "content_blocked"
         assert llm.cancelled_at is not None
         assert llm.finished_at is not None  # the thread returned before the stream ended
         assert llm.finished_at - llm.cancelled_at <= 1  # at most the token in progress
         assert llm.finished_at < 200
         assert log.llm_calls[0].status == "cancelled"
-    # trio keeps one idle worker thread to reuse; more runs add none.
-    assert threading.active_count() - before <= 1
+    # trio keeps idle worker threads to reuse: one for generation and one for the sync rail
+    # that ran beside it; more runs add none.
+    assert threading.active_count() - before <= 2
 
 
 def test_a_consumer_that_closes_stops_generation_within_one_token(pipe: Any) -> None:

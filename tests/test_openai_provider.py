@@ -707,13 +707,6 @@ def test_api_key_comes_from_the_named_env_var_or_openai_api_key(
         resolve_api_key(named)
 
 
-def test_the_key_is_never_shown() -> None:
-    rails = LLMRails(config("http://127.0.0.1:1/v1"))
-    shown = repr(rails.provider("main")) + repr(rails.config) + str(rails.config.models[0])
-    assert "sk-test-secret-key" not in repr(rails.provider("main"))
-    assert "OpenAISettings" not in shown or "sk-test-secret-key" not in shown
-
-
 async def test_the_openai_example_runs_against_an_endpoint_from_the_environment(
     autojump_clock: trio.testing.MockClock, server: FakeOpenAI, monkeypatch: pytest.MonkeyPatch
 ) -> None:

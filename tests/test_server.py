@@ -495,3 +495,38 @@ def test_the_readme_openai_snippet_works_as_printed(demo_server: ServerProcess) 
     blocked = [o for o in outputs if o.returncode != 0]
     assert len(blocked) == 1
     assert "openai.APIError: Blocked by check no secrets rails." in blocked[0].stderr
+
+
+async def test_a_count_nobody_reported_is_absent_on_the_wire_never_null_or_zero(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    """The upstream reports completion tokens only (as some servers do): the usage chunk and
+    the plain completion carry that count, and neither null nor 0 for the others."""
+    partial = {"completion_tokens": 4}
+    upstream.default = Script(tokens=["a ", "b ", "c ", "d"], usage_fields=partial)
+    server = ServerProcess(upstream_config(tmp_path, upstream.base_url))
+    try:
+        with trio.fail_after(HANG_GUARD_S):
+            body = {"messages": user(), "model": "up", "stream_options": {"include_usage": True}}
+            streamed = await post(server.url, {**body, "stream": True})
+            whole = await post(server.url, {"messages": user(), "model": "up"})
+            client = openai.AsyncOpenAI(base_url=f"{server.url}/v1", api_key="unused")
+            async with client:
+                parts = [
+                    part
+                    async for part in await client.chat.completions.create(
+                        model="up",
+                        messages=[{"role": "user", "content": "hi"}],
+                        stream=True,
+                        stream_options={"include_usage": True},
+                    )
+                ]
+    finally:
+        server.stop()
+    events = sse_events(streamed.text)
+    (usage_event,) = [e for e in events if isinstance(e, dict) and "usage" in e]
+    assert usage_event["usage"] == {"completion_tokens": 4}
+    assert whole.json()["usage"] == {"completion_tokens": 4}
+    usage = parts[-1].usage
+    assert usage is not None
+    assert (usage.prompt_tokens, usage.completion_tokens, usage.total_tokens) == (None, 4, None)

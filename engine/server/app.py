@@ -60,8 +60,18 @@ def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None
 
 
 def _usage(usage: Mapping[str, Any] | None) -> dict[str, Any]:
+    """The counts that are known, and only those: a count nobody reported is absent.
+
+    Never null (the OpenAI schema has integers there, and SDKs turn a null into 0, so cost
+    tracking would show the stream as free), never a made-up 0. The openai client reads an
+    absent count as None.
+    """
     usage = usage or {}
-    return {k: usage.get(k) for k in ("prompt_tokens", "completion_tokens", "total_tokens")}
+    return {
+        key: usage[key]
+        for key in ("prompt_tokens", "completion_tokens", "total_tokens")
+        if usage.get(key) is not None
+    }
 
 
 class _SSEReply:
@@ -252,11 +262,13 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
             if blocked
             else (main.finish_reason if main and main.finish_reason else "stop")
         )
-        usage = {
-            "prompt_tokens": main.prompt_tokens if main else None,
-            "completion_tokens": main.completion_tokens if main else None,
-            "total_tokens": main.total_tokens if main else None,
-        }
+        usage = _usage(
+            {
+                "prompt_tokens": main.prompt_tokens if main else None,
+                "completion_tokens": main.completion_tokens if main else None,
+                "total_tokens": main.total_tokens if main else None,
+            }
+        )
         return _json(completion(ids, result.response[0]["content"], finish, usage))
 
     async def _start_stream(

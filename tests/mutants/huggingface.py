@@ -117,5 +117,6 @@ MUTATIONS = [
         old="await trio.to_thread.run_sync(generate, abandon_on_cancel=False)",
         new="await trio.to_thread.run_sync(generate, abandon_on_cancel=True)",
         tests=(f"{TESTS}::test_a_block_stops_generation_within_one_token_and_leaves_no_thread",),
+        expect="the stream ended while its generation thread still ran",
     ),
 ]
