@@ -22,13 +22,19 @@ from typing import Any
 
 import trio
 
-from engine import LLMRails, RailsConfig
+from engine import LLMRails, RailsConfig, action
 from stages.generation import ChatRequest, ProviderOutcome
 
 SECRET = re.compile(r"\bsk-[A-Za-z0-9-]{8,}")
 
 
+@action(blocking=False)  # a regex: it never blocks, so it may run on the event loop
 def check_no_secrets(bot_message: str) -> bool:
+    return SECRET.search(bot_message) is None
+
+
+def check_no_secrets_in_a_thread(bot_message: str) -> bool:
+    """The same rail as a plain sync action: run in a worker thread (the default)."""
     return SECRET.search(bot_message) is None
 
 
@@ -63,7 +69,10 @@ CONFIGS: dict[str, str | None] = {
     "rails 200/50 stream_first": "{enabled: true, chunk_size: 200, context_size: 50, stream_first: true}",
     "rails 200/50 hold": "{enabled: true, chunk_size: 200, context_size: 50, stream_first: false}",
     "rails 32/8 stream_first": "{enabled: true, chunk_size: 32, context_size: 8, stream_first: true}",
+    # The rail as a plain sync function: a worker thread per window (about 90 µs each).
+    "rails 32/8 thread": "{enabled: true, chunk_size: 32, context_size: 8, stream_first: true, max_concurrent_checks: 4}",
 }
+THREADED = CONFIGS["rails 32/8 thread"]
 
 
 def make_rails(streaming: str | None, provider: StampingProvider) -> LLMRails:
@@ -71,7 +80,10 @@ def make_rails(streaming: str | None, provider: StampingProvider) -> LLMRails:
     if streaming is not None:
         yaml += "rails: {output: {flows: [check no secrets], streaming: " + streaming + "}}\n"
     rails = LLMRails(RailsConfig.from_content(yaml_content=yaml), llm=provider)
-    rails.register_action(check_no_secrets)
+    if streaming == THREADED:
+        rails.register_action(check_no_secrets_in_a_thread, "check_no_secrets")
+    else:
+        rails.register_action(check_no_secrets)
     return rails
 
 

@@ -26,13 +26,14 @@ import trio
 
 from benchmarks.cores import pin
 from config_schema import ModelConfig
-from engine import LLMRails, RailsConfig
+from engine import LLMRails, RailsConfig, action
 from stages.generation import ChatRequest, CollectTokens, HttpClients, OpenAIProvider
 
 SECRET = re.compile(r"\bsk-[A-Za-z0-9-]{8,}")
 MESSAGES = [{"role": "user", "content": "benchmark"}]
 
 
+@action(blocking=False)  # a regex: it never blocks, so it may run on the event loop
 def check_no_secrets(bot_message: str) -> bool:
     return SECRET.search(bot_message) is None
 

@@ -214,3 +214,32 @@ def test_cancelling_the_asyncio_caller_cancels_the_asyncio_action_it_waits_on() 
         assert events == ["started", "cancelled"], "the action ran on after its caller left"
 
     _run_asyncio(main)
+
+
+async def test_a_sync_action_declared_non_blocking_runs_on_the_loop_and_still_fails_closed(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """@action(blocking=False) skips the worker thread (for pure computation); a verdict it
+    returns after its deadline still does not count."""
+    from engine import action
+
+    seen: list[threading.Thread] = []
+
+    @action(blocking=False)
+    def regex_check(bot_message: str) -> bool:
+        seen.append(threading.current_thread())
+        return True
+
+    @action(blocking=False)
+    def overruns(bot_message: str) -> bool:
+        autojump_clock.jump(5)  # as if it had computed for 5 s, past its 1 s timeout
+        return True
+
+    fine = make_rails(["a b c"], {"regex_check": regex_check}, flows=["regex check"])
+    late = make_rails(["a b c"], {"overruns": overruns}, flows=["overruns"], rail_timeout_s=1)
+    with trio.fail_after(HANG_GUARD_S):
+        assert "".join(await collect(fine)) == "a b c"
+        chunks = await collect(late)
+    assert seen
+    assert all(t is threading.current_thread() for t in seen)
+    assert error_of(chunks[-1])["message"] == "Internal error in overruns rail: timed out after 1s"

@@ -8,7 +8,7 @@ from engine import action
 SECRET = re.compile(r"\bsk-[A-Za-z0-9-]{8,}")
 
 
-@action()
+@action(blocking=False)  # a regex never blocks: no worker thread needed per window
 def check_no_secrets(bot_message: str) -> bool:
     """True (allowed) unless the window's text contains a secret key."""
     return SECRET.search(bot_message) is None

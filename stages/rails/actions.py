@@ -9,6 +9,8 @@ from typing import Any
 
 import attrs
 
+from config_schema.actions import ACTION_BLOCKING_ATTR
+
 from ..usercode import UserCode, is_async_callable
 
 __all__ = ["ACTION_ARGUMENTS", "Action", "RailResultError", "interpret_result"]
@@ -29,19 +31,24 @@ class Action:
     fn: Callable[..., Any]
     wants: tuple[str, ...] | None  # None: it takes **kwargs, so it gets everything
     is_async: bool = False
+    # A sync action declared never to block (@action(blocking=False)): called on the loop.
+    inline: bool = False
 
     @classmethod
     def from_callable(cls, fn: Callable[..., Any], name: str) -> Action:
         if not callable(fn):
             raise TypeError(f"action {name!r} is not callable: {fn!r}")
+        inline = getattr(fn, ACTION_BLOCKING_ATTR, True) is False
         try:
             signature = inspect.signature(fn)
         except (TypeError, ValueError):
-            return cls(name=name, fn=fn, wants=None, is_async=is_async_callable(fn))
+            return cls(name=name, fn=fn, wants=None, is_async=is_async_callable(fn), inline=inline)
         wants: list[str] = []
         for param in signature.parameters.values():
             if param.kind is param.VAR_KEYWORD:
-                return cls(name=name, fn=fn, wants=None, is_async=is_async_callable(fn))
+                return cls(
+                    name=name, fn=fn, wants=None, is_async=is_async_callable(fn), inline=inline
+                )
             if param.name in ACTION_ARGUMENTS and param.kind is not param.POSITIONAL_ONLY:
                 wants.append(param.name)
             elif param.default is param.empty and param.kind is not param.VAR_POSITIONAL:
@@ -49,7 +56,9 @@ class Action:
                     f"action {name!r} requires parameter {param.name!r}, which railstream does not "
                     f"provide (it passes, by name: {', '.join(ACTION_ARGUMENTS)})"
                 )
-        return cls(name=name, fn=fn, wants=tuple(wants), is_async=is_async_callable(fn))
+        return cls(
+            name=name, fn=fn, wants=tuple(wants), is_async=is_async_callable(fn), inline=inline
+        )
 
     async def __call__(self, arguments: Mapping[str, Any], host: UserCode) -> Any:
         """Run the action where the application's code runs (see ``stages.usercode``)."""
@@ -57,8 +66,9 @@ class Action:
         call = functools.partial(self.fn, **kwargs)
         if self.is_async:
             return await host.run_async(call)
-        # Sync: in a worker thread, never on the event loop (it may block on I/O).
-        result = await host.run_sync(call)
+        # Sync: in a worker thread, never on the event loop (it may block on I/O), unless
+        # declared never to block.
+        result = call() if self.inline else await host.run_sync(call)
         if inspect.isawaitable(result):  # a plain callable that returned a coroutine
             awaitable = result
             return await host.run_async(lambda: awaitable)

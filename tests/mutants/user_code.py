@@ -8,8 +8,8 @@ MUTATIONS = [
     Mutation(
         name="sync actions run on the event loop's thread",
         path="stages/rails/actions.py",
-        old="        result = await host.run_sync(call)\n",
-        new="        result = call()\n",
+        old="result = call() if self.inline else await host.run_sync(call)",
+        new="result = call()",
         tests=(
             f"{USER_CODE}::test_a_sync_rail_runs_in_a_worker_thread_not_on_the_event_loop",
             f"{USER_CODE}::test_a_blocking_sync_rail_past_its_deadline_fails_closed_and_frees_the_loop",
