@@ -1,9 +1,16 @@
 """The ``railstream`` command.
 
-``railstream chat CONFIG [--streaming] [--server-url URL --config-id ID]``: a guarded chat in
-the terminal. One user message per line (typed, or piped in); the conversation is kept; a
-block or an error is shown as a plain line; Ctrl-C stops the current reply (and the model
-behind it) without leaving the chat, and at the prompt it leaves.
+``railstream chat CONFIG [--streaming]`` (or ``--config CONFIG``, NeMo's spelling), or
+``railstream chat --server-url URL [--config-id ID] [--auth-token-env NAME] [--streaming]``: a
+guarded chat in the terminal. One user message per line (typed, or piped in); the conversation
+is kept; Ctrl-C stops the current reply (and the model behind it) without leaving the chat, and
+at the prompt it leaves.
+
+A block, or a model error during one reply (streamed or not), is one plain line in the
+conversation, on stdout where the reply would have been, and the chat goes on: it is that
+reply's outcome, as a block is, and the next message may well succeed. What makes every reply
+fail (a bad or unusable config, a port already taken) is one plain line, or one per config
+problem, on stderr, before the prompt, and exit code 2.
 
 ``railstream server --config DIR [--host 127.0.0.1] [--port 8000] ...``: the
 OpenAI-compatible HTTP server.
@@ -25,25 +32,43 @@ import trio
 from config_schema import ConfigError, RailsConfig
 from stages.generation.sse import SSEDecoder
 
-from .errors import RailstreamError
+from .errors import GenerationError, RailNotFoundError, RailstreamError
 from .llmrails import BLOCKED_REPLY, LLMRails
 
 __all__ = ["main"]
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="railstream", description="Streaming output guardrails.")
+    # No abbreviations: with them, NeMo's `chat --config PATH` was read as `--config-id PATH`.
+    parser = argparse.ArgumentParser(
+        prog="railstream", description="Streaming output guardrails.", allow_abbrev=False
+    )
     commands = parser.add_subparsers(dest="command", required=True)
-    chat = commands.add_parser("chat", help="chat with a guarded model in the terminal")
+    chat = commands.add_parser(
+        "chat", help="chat with a guarded model in the terminal", allow_abbrev=False
+    )
     chat.add_argument(
         "config", nargs="?", help="a config folder (config.yml, prompts.yml, actions.py)"
+    )
+    chat.add_argument(
+        "--config",
+        dest="config_option",
+        metavar="PATH",
+        help="the config folder, spelled as NeMo's `nemoguardrails chat --config=PATH`",
     )
     chat.add_argument("--streaming", action="store_true", help="print the reply as it streams")
     chat.add_argument(
         "--server-url", help="chat through a railstream server instead (e.g. http://127.0.0.1:8000)"
     )
     chat.add_argument("--config-id", help="with --server-url: the config to use")
-    server = commands.add_parser("server", help="serve configs over an OpenAI-compatible HTTP API")
+    chat.add_argument(
+        "--auth-token-env",
+        metavar="NAME",
+        help="with --server-url: send 'Authorization: Bearer $NAME' (the token stays out of argv)",
+    )
+    server = commands.add_parser(
+        "server", help="serve configs over an OpenAI-compatible HTTP API", allow_abbrev=False
+    )
     server.add_argument(
         "--config", required=True, help="one config folder, or a folder of config folders"
     )
@@ -113,7 +138,11 @@ class _Local:
         self, history: list[dict[str, str]], streaming: bool, on_text: Callable[[str], None]
     ) -> dict[str, Any] | None:
         if not streaming:
-            result = await self.rails.generate_async(messages=history)
+            try:
+                result = await self.rails.generate_async(messages=history)
+            except GenerationError as exc:
+                # The error a streamed reply ends with, so both kinds of chat show it alike.
+                return exc.payload.to_dict()
             assert isinstance(result, dict)
             on_text(str(result["content"]))
             return None
@@ -128,10 +157,13 @@ class _Local:
 
 
 class _Remote:
-    def __init__(self, client: httpx.AsyncClient, url: str, config_id: str | None) -> None:
+    def __init__(
+        self, client: httpx.AsyncClient, url: str, config_id: str | None, token: str | None
+    ) -> None:
         self.client = client
         self.url = url.rstrip("/") + "/v1/chat/completions"
         self.config_id = config_id
+        self.headers = {"Authorization": f"Bearer {token}"} if token else {}
 
     async def reply(
         self, history: list[dict[str, str]], streaming: bool, on_text: Callable[[str], None]
@@ -140,7 +172,9 @@ class _Remote:
         if self.config_id:
             body["config_id"] = self.config_id
         try:
-            async with self.client.stream("POST", self.url, json=body) as response:
+            async with self.client.stream(
+                "POST", self.url, json=body, headers=self.headers
+            ) as response:
                 if response.status_code != 200:
                     raw = await response.aread()
                     try:
@@ -244,27 +278,87 @@ async def _chat_local(rails: LLMRails, streaming: bool, stdin: TextIO, term: _Te
 
 
 async def _chat_remote(
-    url: str, config_id: str | None, streaming: bool, stdin: TextIO, term: _Terminal
+    url: str,
+    config_id: str | None,
+    token: str | None,
+    streaming: bool,
+    stdin: TextIO,
+    term: _Terminal,
 ) -> None:
     async with httpx.AsyncClient(timeout=httpx.Timeout(10.0, read=None)) as client:
-        await _Chat(_Remote(client, url, config_id), streaming, stdin, term).run()
+        await _Chat(_Remote(client, url, config_id, token), streaming, stdin, term).run()
+
+
+def _unusable(rails: LLMRails, streaming: bool) -> str | None:
+    """Why every message would fail with this config, found before the prompt (else None).
+
+    The library finds these only when it is called, since an application may register actions
+    after loading; a chat's actions all come from the config folder, so the chat can tell now.
+    """
+    if rails.provider("main") is None:
+        return "it has no model of type main: add one to models in config.yml"
+    output = rails.config.rails.output
+    if streaming and output.flows and not output.streaming.enabled:
+        return (
+            "output rails are configured but rails.output.streaming.enabled is not true: "
+            "set it to true in config.yml to stream with output rails (or chat without --streaming)"
+        )
+    try:
+        rails._rails()  # resolves every output flow to its rail, as each call does
+    except RailNotFoundError as exc:
+        return str(exc)
+    return None
 
 
 def _chat_command(args: argparse.Namespace) -> int:
-    term = _Terminal(sys.stdout)
-    if args.server_url:
-        trio.run(_chat_remote, args.server_url, args.config_id, args.streaming, sys.stdin, term)
-        return 0
-    if not args.config:
-        print("railstream chat: give a CONFIG folder, or --server-url URL", file=sys.stderr)
+    def refuse(problem: str) -> int:
+        print(f"railstream chat: {problem}", file=sys.stderr)
         return 2
+
+    term = _Terminal(sys.stdout)
+    if args.config and args.config_option:
+        return refuse("give the config folder once: CONFIG or --config PATH")
+    folder = args.config or args.config_option
+    if args.server_url:
+        if folder:
+            # The server serves its own configs; a local folder here would silently go unused.
+            return refuse(
+                "--server-url chats with the server's configs: "
+                "pick one with --config-id ID, not a folder"
+            )
+        token = None
+        if args.auth_token_env:
+            # Read from the environment, never argv, so that `ps` does not show it.
+            token = os.environ.get(args.auth_token_env)
+            if not token:
+                return refuse(f"--auth-token-env names {args.auth_token_env}, which is not set")
+        trio.run(
+            _chat_remote,
+            args.server_url,
+            args.config_id,
+            token,
+            args.streaming,
+            sys.stdin,
+            term,
+        )
+        return 0
+    for remote_only in ("config_id", "auth_token_env"):
+        if getattr(args, remote_only):
+            option = "--" + remote_only.replace("_", "-")
+            return refuse(f"{option} is for a server: use it with --server-url URL")
+    if not folder:
+        return refuse("give a CONFIG folder, or --server-url URL")
     try:
-        rails = LLMRails(RailsConfig.from_path(args.config))
+        rails = LLMRails(RailsConfig.from_path(folder))
     except ConfigError as exc:
-        print(f"railstream: the config at {args.config} has problems:\n{exc}", file=sys.stderr)
+        print(f"railstream: the config at {folder} has problems:\n{exc}", file=sys.stderr)
         return 2
     except (RailstreamError, TypeError, ValueError) as exc:
-        print(f"railstream: cannot use the config at {args.config}: {exc}", file=sys.stderr)
+        print(f"railstream: cannot use the config at {folder}: {exc}", file=sys.stderr)
+        return 2
+    problem = _unusable(rails, args.streaming)
+    if problem is not None:
+        print(f"railstream: cannot use the config at {folder}: {problem}", file=sys.stderr)
         return 2
     trio.run(_chat_local, rails, args.streaming, sys.stdin, term)
     return 0
@@ -272,7 +366,7 @@ def _chat_command(args: argparse.Namespace) -> int:
 
 def _server_command(args: argparse.Namespace) -> int:
     from .server import ConfigRegistry, ServerLimits, ServerSetupError, serve
-    from .server.run import announce
+    from .server.run import CannotListenError, announce, first_leaf
 
     token = None
     if args.auth_token_env:
@@ -301,11 +395,16 @@ def _server_command(args: argparse.Namespace) -> int:
             )
             announce(binds, registry)
 
+    cannot_listen: CannotListenError | None = None
     try:
         trio.run(run)
-    except OSError as exc:
+    except* CannotListenError as failed:
+        # Raised before anything was served; this run's nursery wraps it in a group.
+        cannot_listen = first_leaf(failed)
+    if cannot_listen is not None:
         print(
-            f"railstream server: cannot listen on {args.host}:{args.port}: {exc}", file=sys.stderr
+            f"railstream server: cannot listen on {args.host}:{args.port}: {cannot_listen}",
+            file=sys.stderr,
         )
         return 2
     return 0

@@ -2,15 +2,24 @@
 
 from __future__ import annotations
 
+import errno
+import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import sys
 from pathlib import Path
 
 import pytest
+import trio
 
-from .helpers import DEMO
+from .helpers import DEMO, ROOT
+from .openai_server import FakeOpenAI, Script
+from .server_process import ServerProcess
+
+HANG_GUARD_S = 60  # real seconds (the CLI is another process); no assertion is on time
 
 
 @pytest.fixture
@@ -24,14 +33,16 @@ def demo(tmp_path: Path) -> Path:
     return folder
 
 
-def railstream(*args: str, stdin: str = "") -> subprocess.CompletedProcess[str]:
+def railstream(
+    *args: str, stdin: str = "", env: dict[str, str] | None = None
+) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
         [sys.executable, "-m", "engine.cli", *args],
         input=stdin,
         capture_output=True,
         text=True,
         timeout=60,
-        env={**os.environ, "NO_COLOR": "1"},
+        env={**os.environ, "NO_COLOR": "1", **(env or {})},
         check=False,
     )
 
@@ -138,3 +149,219 @@ def test_ctrl_c_stops_the_reply_and_the_chat_goes_on(tmp_path: Path) -> None:
     assert "[stopped] the reply was interrupted" in output
     assert "word399" not in output  # the long reply did not run to its end
     assert output.splitlines()[-1] == "second answer"
+
+
+# What makes every reply fail is found before the prompt: one plain line, exit code 2.
+
+
+def scripted_config(folder: Path, rails: str = "") -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    (folder / "config.yml").write_text(
+        "models:\n  - type: main\n    engine: scripted\n    parameters:\n"
+        "      responses: ['fine']\n" + rails
+    )
+    return folder
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streaming"])
+def test_a_flow_with_no_rail_fails_at_start(tmp_path: Path, streaming: bool) -> None:
+    folder = scripted_config(
+        tmp_path / "c",
+        "rails:\n  output:\n    flows: [check tone]\n    streaming:\n      enabled: true\n",
+    )
+    flags = ["--streaming"] if streaming else []
+    result = railstream("chat", str(folder), *flags, stdin="Hello!\n")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"railstream: cannot use the config at {folder}: output flow 'check tone' has no rail: "
+        "it is not a built-in rail and no action named 'check_tone' is registered (add "
+        "@action() to it in actions.py, or call rails.register_action(fn, name='check_tone'))\n"
+    )
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streaming"])
+def test_an_empty_config_fails_at_start(tmp_path: Path, streaming: bool) -> None:
+    (tmp_path / "config.yml").write_text("")
+    flags = ["--streaming"] if streaming else []
+    result = railstream("chat", str(tmp_path), *flags, stdin="Hello!\n")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"railstream: cannot use the config at {tmp_path}: "
+        "it has no model of type main: add one to models in config.yml\n"
+    )
+
+
+def test_streaming_with_rails_that_do_not_stream_fails_at_start(tmp_path: Path) -> None:
+    folder = scripted_config(
+        tmp_path / "c",
+        "rails:\n  output:\n    flows: [blocklist check output]\n    blocklist:\n      words: [secret]\n",
+    )
+    result = railstream("chat", str(folder), "--streaming", stdin="Hello!\n")
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"railstream: cannot use the config at {folder}: output rails are configured but "
+        "rails.output.streaming.enabled is not true: set it to true in config.yml to stream "
+        "with output rails (or chat without --streaming)\n"
+    )
+    # Whole replies need no streaming: the same config chats.
+    whole = railstream("chat", str(folder), stdin="")
+    assert (whole.returncode, whole.stderr) == (0, "")
+
+
+# A model error during one reply is that reply's outcome: one line, and the chat goes on.
+
+
+@pytest.fixture
+async def upstream(nursery: trio.Nursery) -> FakeOpenAI:
+    fake = FakeOpenAI()
+    await nursery.start(fake.serve)
+    return fake
+
+
+def openai_config(folder: Path, base_url: str) -> Path:
+    folder.mkdir(parents=True)
+    model = {
+        "type": "main",
+        "engine": "openai",
+        "model": "up-model",
+        "parameters": {"base_url": base_url, "max_retries": 0, "api_key": "sk-test"},
+    }
+    (folder / "config.yml").write_text(json.dumps({"models": [model]}))
+    return folder
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streaming"])
+async def test_a_model_error_is_one_line_for_its_reply_and_the_chat_goes_on(
+    upstream: FakeOpenAI, tmp_path: Path, streaming: bool
+) -> None:
+    upstream.script(Script(status=401), Script(malformed_after=0))
+    folder = openai_config(tmp_path / "up", upstream.base_url)
+    flags = ["--streaming"] if streaming else []
+    with trio.fail_after(HANG_GUARD_S):
+        result = await trio.run_process(
+            [sys.executable, "-m", "engine.cli", "chat", str(folder), *flags],
+            stdin=b"one\ntwo\nthree\n",
+            capture_stdout=True,
+            capture_stderr=True,
+            env={**os.environ, "NO_COLOR": "1"},
+            check=False,
+        )
+    assert (result.returncode, result.stderr.decode()) == (0, "")
+    lines = result.stdout.decode().splitlines()
+    assert lines[0] == "[model error 401] Incorrect API key provided"
+    assert re.fullmatch(r"\[error\] \S.*", lines[1]), lines  # the malformed reply, plainly
+    assert lines[2:] == ["Hello from the server."]  # the chat went on
+    assert len(upstream.served) == 3
+
+
+def test_a_busy_port_is_one_line_and_exit_code_2() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = railstream("server", "--config", str(DEMO), "--port", str(port))
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == (
+        f"railstream server: cannot listen on 127.0.0.1:{port}: "
+        f"[Errno {errno.EADDRINUSE}] {os.strerror(errno.EADDRINUSE)}\n"
+    )
+
+
+# NeMo's spellings, and no abbreviation that could be read as another option.
+
+
+@pytest.mark.parametrize(
+    "spelling", [["--config", "{}"], ["--config={}"]], ids=["--config PATH", "--config=PATH"]
+)
+def test_chat_takes_nemos_config_option(demo: Path, spelling: list[str]) -> None:
+    args = [part.format(demo) for part in spelling]
+    result = railstream("chat", *args, "--streaming", stdin="Hello!\n")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.startswith("Hello! I am a scripted model")
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["--streamin"], "railstream: error: unrecognized arguments: --streamin"),
+        (["--server"], "railstream: error: unrecognized arguments: --server"),
+    ],
+)
+def test_chat_options_are_never_abbreviated(demo: Path, args: list[str], line: str) -> None:
+    result = railstream("chat", str(demo), *args)
+    assert result.returncode == 2
+    assert result.stderr.splitlines()[-1] == line
+
+
+@pytest.mark.parametrize(
+    ("args", "line"),
+    [
+        (["{demo}", "--config", "{demo}"], "give the config folder once: CONFIG or --config PATH"),
+        (
+            ["--server-url", "http://127.0.0.1:9", "--config", "{demo}"],
+            "--server-url chats with the server's configs: pick one with --config-id ID, "
+            "not a folder",
+        ),
+        (
+            ["{demo}", "--config-id", "demo"],
+            "--config-id is for a server: use it with --server-url URL",
+        ),
+        (
+            ["{demo}", "--auth-token-env", "RS_TOKEN"],
+            "--auth-token-env is for a server: use it with --server-url URL",
+        ),
+        (
+            ["--server-url", "http://127.0.0.1:9", "--auth-token-env", "RS_UNSET_TOKEN"],
+            "--auth-token-env names RS_UNSET_TOKEN, which is not set",
+        ),
+    ],
+)
+def test_chat_refuses_options_it_would_ignore(demo: Path, args: list[str], line: str) -> None:
+    env = {"RS_UNSET_TOKEN": ""}
+    result = railstream("chat", *(a.format(demo=demo) for a in args), stdin="Hello!\n", env=env)
+    assert (result.returncode, result.stdout) == (2, "")
+    assert result.stderr == f"railstream chat: {line}\n"
+
+
+def test_chat_sends_the_token_a_server_requires(demo: Path) -> None:
+    server = ServerProcess(demo.parent, "--auth-token-env", "RS_TOKEN", env={"RS_TOKEN": "s3cret"})
+    try:
+        chat = ["chat", "--server-url", server.url, "--config-id", "demo"]
+        allowed = railstream(
+            *chat, "--auth-token-env", "CHAT_TOKEN", stdin="Hello!\n", env={"CHAT_TOKEN": "s3cret"}
+        )
+        anonymous = railstream(*chat, stdin="Hello!\n")
+    finally:
+        server.stop()
+    assert (allowed.returncode, allowed.stderr) == (0, "")
+    assert allowed.stdout.startswith("Hello! I am a scripted model")
+    assert anonymous.stdout.startswith("[error] ")  # refused: the token is what let it in
+    assert "s3cret" not in allowed.stdout + allowed.stderr + server.log()
+
+
+def test_the_readme_server_lines_can_be_pasted(tmp_path: Path) -> None:
+    """The README's two server lines, run as pasted: the second waits for nothing itself."""
+    if shutil.which("curl") is None:
+        pytest.skip("the README's lines use curl, which this machine lacks")
+    readme = (ROOT / "README.md").read_text()
+    block = readme.split("## Server (OpenAI-compatible)", 1)[1].split("```bash\n", 1)[1]
+    start, request = block.split("```", 1)[0].strip().splitlines()
+    with socket.socket() as probe:  # a free port instead of 8000, which may be taken here
+        probe.bind(("127.0.0.1", 0))
+        port = str(probe.getsockname()[1])
+    start = start.replace(".venv/bin/railstream", f"{sys.executable} -m engine.cli")
+    script = "\n".join(
+        [start.replace("8000", port), "server=$!", request.replace("8000", port), "kill $server"]
+    )
+    result = subprocess.run(
+        ["bash", "-c", script],
+        cwd=ROOT,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.rstrip().endswith("data: [DONE]"), result.stdout
+    assert '"content": "Hello' in result.stdout  # the demo's first reply, streamed
+    assert '"error"' not in result.stdout

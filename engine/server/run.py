@@ -5,7 +5,7 @@ from __future__ import annotations
 import signal
 import sys
 from functools import partial
-from typing import Any, cast
+from typing import Any, TypeVar, cast
 
 import hypercorn.config
 import hypercorn.trio
@@ -14,7 +14,13 @@ import trio
 from .app import ServerLimits, create_app
 from .registry import ConfigRegistry
 
-__all__ = ["serve"]
+__all__ = ["CannotListenError", "first_leaf", "serve"]
+
+_E = TypeVar("_E", bound=BaseException)
+
+
+class CannotListenError(OSError):
+    """:func:`serve` could not listen on its address (the port is taken, say): nothing served."""
 
 
 async def serve(
@@ -25,13 +31,17 @@ async def serve(
     limits: ServerLimits | None = None,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
-    """Serve until SIGINT/SIGTERM (or cancellation); the bound URLs are reported as started."""
+    """Serve until SIGINT/SIGTERM (or cancellation); the bound URLs are reported as started.
+
+    Raises :class:`CannotListenError` (an ``OSError``, alone) when it cannot listen.
+    """
     config = hypercorn.config.Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None  # request lines only would be logged; keys never are, either way
     config.graceful_timeout = 5.0
     # Starlette's and hypercorn's ASGI type names differ; the protocol is the same.
     app = cast(Any, create_app(registry, limits))
+    listening = False
     try:
         async with trio.open_nursery() as nursery:
             stop = trio.Event()
@@ -46,11 +56,26 @@ async def serve(
             binds = await nursery.start(
                 partial(hypercorn.trio.serve, app, config, shutdown_trigger=stop.wait, mode="asgi")
             )
+            listening = True
             task_status.started(binds)
             await stop.wait()
+    except* OSError as failed:
+        if listening:
+            raise
+        # hypercorn binds inside nested nurseries: the caller gets the one error, not the tree.
+        error = first_leaf(failed)
+        raise CannotListenError(error.errno, error.strerror) from None
     finally:
         with trio.CancelScope(shield=True):
             await registry.aclose()
+
+
+def first_leaf(group: BaseExceptionGroup[_E]) -> _E:
+    """The first exception in ``group`` that is not itself a group."""
+    error: _E | BaseExceptionGroup[_E] = group
+    while isinstance(error, BaseExceptionGroup):
+        error = error.exceptions[0]
+    return error
 
 
 def announce(binds: list[str], registry: ConfigRegistry) -> None:
