@@ -10,6 +10,7 @@ from .models import OutputStreamingConfig as OutputStreamingConfig
 from .models import PromptConfig as PromptConfig
 from .models import RailsConfig as RailsConfig
 from .models import RailsSection as RailsSection
+from .models import RequestParametersConfig as RequestParametersConfig
 from .secrets import Parameters as Parameters
 from .secrets import redacted as redacted
 
@@ -24,6 +25,7 @@ __all__ = [
     "PromptConfig",
     "RailsConfig",
     "RailsSection",
+    "RequestParametersConfig",
     "action",
     "redacted",
 ]

@@ -260,6 +260,14 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
                 "required for engine openai: the model name the server serves",
             )
 
+    policy = config.request_parameters
+    for name in policy.max:
+        if policy.allow is not None and name not in policy.allow:
+            yield (
+                ("request_parameters", "max", name),
+                "is not in request_parameters.allow: a bound on a parameter no request may set",
+            )
+
     output = config.rails.output
     streaming = output.streaming
     base = ("rails", "output", "streaming")

@@ -22,6 +22,7 @@ __all__ = [
     "PromptConfig",
     "RailsConfig",
     "RailsSection",
+    "RequestParametersConfig",
 ]
 
 
@@ -87,6 +88,19 @@ class RailsSection:
 
 
 @attrs.frozen(kw_only=True)
+class RequestParametersConfig:
+    """``request_parameters``: what a caller may set per request (a server client's body, or
+    ``options={"llm_params": ...}``), over the operator's ``models[].parameters``.
+
+    ``allow``: the parameters a caller may set (null: any); ``max``: upper bounds on numeric
+    ones. A request outside them is refused (a 400 from the server), never silently changed.
+    """
+
+    allow: tuple[str, ...] | None = None
+    max: dict[str, float] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
 class PromptConfig:
     """One entry of ``prompts``: the template used for an LLM task."""
 
@@ -108,6 +122,7 @@ class RailsConfig:
     streaming: bool = False
     rails: RailsSection = attrs.field(factory=RailsSection)
     prompts: tuple[PromptConfig, ...] = ()
+    request_parameters: RequestParametersConfig = attrs.field(factory=RequestParametersConfig)
     # Not from YAML: actions found in the folder's actions.py, and where the config came from.
     actions: Mapping[str, Callable[..., Any]] = attrs.field(
         factory=dict, converter=_freeze_mapping, eq=False, repr=False

@@ -46,7 +46,12 @@ class RailNotFoundError(RailstreamError, ValueError):
 
 
 class InvalidRequestError(RailstreamError, ValueError):
-    """The messages, prompt or options of a call are not usable."""
+    """The messages, prompt or options of a call are not usable; ``param`` names the field,
+    where one is to blame (the server puts it in its 400's error body)."""
+
+    def __init__(self, message: str, *, param: str | None = None) -> None:
+        super().__init__(message)
+        self.param = param
 
 
 class StreamStateError(RailstreamError):

@@ -255,6 +255,28 @@ class LLMRails:
             raise DownstreamError(error.code, error.message)
         raise GenerationError(error.message)
 
+    def _check_request_parameters(self, parameters: Mapping[str, Any]) -> None:
+        """A caller's parameters within the config's ``request_parameters`` (operator's policy)."""
+        policy = self.config.request_parameters
+        for name, value in parameters.items():
+            if policy.allow is not None and name not in policy.allow:
+                allowed = ", ".join(policy.allow) or "none"
+                raise InvalidRequestError(
+                    f"{name}: set by this config's operator, not per request "
+                    f"(request_parameters.allow: {allowed})",
+                    param=name,
+                )
+            bound = policy.max.get(name)
+            if bound is None:
+                continue
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise InvalidRequestError(f"{name}: expected a number, got {value!r}", param=name)
+            if value > bound:
+                raise InvalidRequestError(
+                    f"{name}: at most {bound:g} on this config (request_parameters.max), got {value:g}",
+                    param=name,
+                )
+
     def _rails(self) -> list[Rail]:
         rails: list[Rail] = []
         for flow in self.config.rails.output.flows:
@@ -310,9 +332,9 @@ class LLMRails:
             (m["content"] or "" for m in reversed(checked) if m["role"] == "user"), ""
         )
         streaming_config = self.config.rails.output.streaming
-        request = ChatRequest(
-            messages=checked, task="general", parameters=dict(parsed.llm_params) if parsed else {}
-        )
+        parameters = dict(parsed.llm_params) if parsed else {}
+        self._check_request_parameters(parameters)
+        request = ChatRequest(messages=checked, task="general", parameters=parameters)
         return PipelinePlan(
             provider=provider,
             request=request,

@@ -126,7 +126,7 @@ def parse_request(raw: bytes) -> CompletionRequest:
 
 
 def invalid_messages(exc: InvalidRequestError) -> HttpError:
-    return _bad(str(exc), "messages")
+    return _bad(str(exc), exc.param or "messages")
 
 
 @attrs.frozen
