@@ -206,7 +206,9 @@ class LLMRails:
         content = "".join(parts)
         if isinstance(final, StreamFailed):
             content = self._failed_reply(final)
-        message = {"role": "assistant", "content": content}
+        message: dict[str, Any] = {"role": "assistant", "content": content}
+        if isinstance(final, StreamEnded) and final.tool_calls:
+            message["tool_calls"] = [dict(call) for call in final.tool_calls]
         if parsed is None:
             return message
         return GenerationResponse(

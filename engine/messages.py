@@ -91,9 +91,11 @@ class TokenBatch:
 
 @attrs.frozen
 class GenerationEnded:
-    """The model finished; ``finish_reason`` as OpenAI gives it (``stop``, ``length``)."""
+    """The model finished; ``finish_reason`` as OpenAI gives it (``stop``, ``length``,
+    ``tool_calls``), with the reply's whole tool calls, if any."""
 
     finish_reason: str
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 @attrs.frozen
@@ -146,6 +148,7 @@ class EndOfTokens:
     finish_reason: str
     error: StreamError | None = None
     cause: Exception | None = attrs.field(default=None, eq=False, repr=False)
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 BufferEvent = Passthrough | Window | EndOfTokens
@@ -163,7 +166,10 @@ class Released:
 
 @attrs.frozen
 class StreamEnded:
+    """The reply ended and every window passed; its tool calls are released with this."""
+
     finish_reason: str
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 @attrs.frozen

@@ -156,6 +156,7 @@ class RailsStream:
         self._include_metadata = include_metadata
         self._state = StreamState.NEW
         self._finish_reason: str | None = None
+        self._tool_calls: tuple[dict[str, Any], ...] = ()
         self._metadata_due = False
         self._held: OutputEvent | None = None  # taken from the channel ahead of its turn
         self._bridge: AsyncioBridge | None = None  # set when iterated from asyncio
@@ -169,6 +170,13 @@ class RailsStream:
 
     def statistics(self) -> PipelineStatistics:
         return self._pipeline.statistics()
+
+    @property
+    def tool_calls(self) -> list[dict[str, Any]]:
+        """The reply's tool calls, whole (OpenAI's ``message.tool_calls`` shape), once it has
+        ended with every window passed; empty before, after a block, and when there are none.
+        With ``include_metadata`` the last dict carries them too."""
+        return [dict(call) for call in self._tool_calls]
 
     @property
     def log(self) -> GenerationLog:
@@ -268,6 +276,7 @@ class RailsStream:
             return self._error_chunk(event.error)
         if isinstance(event, StreamEnded):
             self._finish_reason = event.finish_reason
+            self._tool_calls = event.tool_calls
             if self._include_metadata:
                 return self._metadata()
         if self._runner.crash is not None:
@@ -363,7 +372,7 @@ class RailsStream:
 
     def _metadata(self) -> dict[str, Any]:
         usage = self._pipeline.ledger.main_usage()
-        return {
+        metadata: dict[str, Any] = {
             "finish_reason": self._finish_reason,
             "usage": {
                 "prompt_tokens": usage.prompt_tokens,
@@ -371,3 +380,6 @@ class RailsStream:
                 "total_tokens": usage.total_tokens,
             },
         }
+        if self._tool_calls:
+            metadata["tool_calls"] = self.tool_calls
+        return metadata

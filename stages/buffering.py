@@ -131,7 +131,7 @@ async def _cut_windows(
         if last is not None:
             await outbox.send(last)
         if isinstance(event, GenerationEnded):
-            await outbox.send(EndOfTokens(event.finish_reason))
+            await outbox.send(EndOfTokens(event.finish_reason, tool_calls=event.tool_calls))
         elif isinstance(event, GenerationFailed):
             await outbox.send(EndOfTokens("error", event.error, event.cause))
         return

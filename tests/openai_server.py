@@ -44,6 +44,9 @@ class Script:
     one_write: bool = False  # every event in a single write (many deltas per read)
     stamp: bool = False  # each token's text is the time.monotonic_ns() it was sent at
     forbidden_at: int | None = None  # this token is "FORBIDDEN " (for block scenarios)
+    # Tool calls ({"id", "function": {"name", "arguments"}}) after the tokens: streamed in
+    # pieces (the arguments in three), as OpenAI and vLLM do; a whole reply's message holds them.
+    tool_calls: list[dict[str, Any]] = attrs.field(factory=list)
 
     @classmethod
     def from_model(cls, model: str) -> Script | None:
@@ -209,7 +212,11 @@ class FakeOpenAI:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": text},
+                        "message": {
+                            "role": "assistant",
+                            "content": text or None,
+                            **({"tool_calls": script.tool_calls} if script.tool_calls else {}),
+                        },
                         "finish_reason": script.finish_reason,
                     }
                 ],
@@ -341,6 +348,22 @@ class FakeOpenAI:
                 return  # the client was already gone: nothing more reached it
             served.tokens_written += 1
             served.sent_ns.append(time.monotonic_ns())
+        for index, call in enumerate(script.tool_calls):
+            arguments = call["function"]["arguments"]
+            third = max(1, len(arguments) // 3)
+            parts = [arguments[:third], arguments[third : 2 * third], arguments[2 * third :]]
+            head = {
+                "index": index,
+                "id": call["id"],
+                "type": "function",
+                "function": {"name": call["function"]["name"], "arguments": parts[0]},
+            }
+            pieces = [head] + [{"index": index, "function": {"arguments": p}} for p in parts[1:]]
+            for piece in pieces:
+                if script.delay:
+                    await trio.sleep(script.delay)  # paced as tokens are
+                pending.append(chunk(delta({"tool_calls": [piece]})))
+                await flush()
         pending.append(chunk(delta({}, script.finish_reason)))
         if script.usage and served.body.get("stream_options", {}).get("include_usage"):
             usage = self._usage(script)

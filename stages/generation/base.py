@@ -90,6 +90,8 @@ class ProviderOutcome:
 
     finish_reason: str = "stop"
     usage: Usage = attrs.field(factory=Usage)
+    # Whole tool calls of the reply (``stages.generation.tool_calls``), handed on at its end.
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -99,6 +101,7 @@ class Completion:
     text: str
     finish_reason: str = "stop"
     usage: Usage = attrs.field(factory=Usage)
+    tool_calls: tuple[dict[str, Any], ...] = ()
 
 
 class ChatProvider(Protocol):

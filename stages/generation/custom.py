@@ -79,7 +79,11 @@ class WholeReply:
         completion = await self._provider.complete(request)
         if completion.text:
             await emit((completion.text,))
-        return ProviderOutcome(finish_reason=completion.finish_reason, usage=completion.usage)
+        return ProviderOutcome(
+            finish_reason=completion.finish_reason,
+            usage=completion.usage,
+            tool_calls=completion.tool_calls,
+        )
 
     async def complete(self, request: ChatRequest) -> Completion:
         return await self._provider.complete(request)

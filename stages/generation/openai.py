@@ -38,6 +38,7 @@ from .base import ChatRequest, Completion, Emit, ProviderOutcome
 from .http_client import HttpClients
 from .http_errors import map_httpx_error
 from .sse import SSEDecoder, SSELimitError
+from .tool_calls import ToolCalls
 
 __all__ = ["OpenAIProvider", "resolve_api_key"]
 
@@ -283,6 +284,7 @@ class OpenAIProvider:
         usage = Usage()
         finish_reason = "stop"
         waiting_first = True  # until then, the first-token scope times the wait
+        tool_calls = ToolCalls()
         idle = self._settings.idle_timeout_s
         # The stall deadline is pushed on lazily: to last-piece + idle + slack at most once per
         # slack, rather than on every piece (re-arming a trio deadline per token cost about a
@@ -326,6 +328,13 @@ class OpenAIProvider:
                         raise ProviderProtocolError(
                             f"malformed chunk from the provider: content is not text: {event.data[:200]}"
                         )
+                    if isinstance(delta, dict) and delta.get("tool_calls") is not None:
+                        tool_calls.feed(delta["tool_calls"])
+                        if waiting_first:
+                            # A reply that calls a tool may send no text at all: its first
+                            # piece is the first sign of life, and the idle timer takes over.
+                            waiting_first = False
+                            first_token.deadline = math.inf
                     if isinstance(choice.get("finish_reason"), str):
                         finish_reason = choice["finish_reason"]
                 if chunk.get("usage"):
@@ -348,7 +357,9 @@ class OpenAIProvider:
                     await self._drain(pieces)
             if done or piece is None:
                 # Servers that end without [DONE] end the reply too.
-                return ProviderOutcome(finish_reason=finish_reason, usage=usage)
+                return ProviderOutcome(
+                    finish_reason=finish_reason, usage=usage, tool_calls=tool_calls.result()
+                )
 
     @staticmethod
     async def _drain(pieces: AsyncGenerator[bytes, None]) -> None:
@@ -387,8 +398,18 @@ class OpenAIProvider:
             raise ProviderProtocolError(
                 f"malformed reply from the provider: content is not text: {body[:200]!r}"
             )
+        calls = ToolCalls()
+        raw_calls = choice["message"].get("tool_calls")
+        if raw_calls is not None:
+            # A whole reply's calls are whole already: the same checks, and the same shape.
+            if isinstance(raw_calls, list):
+                raw_calls = [
+                    {"index": i, **c} if isinstance(c, dict) else c for i, c in enumerate(raw_calls)
+                ]
+            calls.feed(raw_calls)
         return Completion(
             text=content,
             finish_reason=str(choice.get("finish_reason") or "stop"),
             usage=_usage(reply.get("usage")),
+            tool_calls=calls.result(),
         )

@@ -48,7 +48,7 @@ async def run_generation(
         try:
             outcome = await provider.stream(request, emit)
             status, outcome_usage, finish_reason = "completed", outcome.usage, outcome.finish_reason
-            final = GenerationEnded(outcome.finish_reason)
+            final = GenerationEnded(outcome.finish_reason, outcome.tool_calls)
         except GenerationError as exc:
             status, final = "failed", GenerationFailed(exc.payload, cause=exc)
         except trio.BrokenResourceError:

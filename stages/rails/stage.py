@@ -143,7 +143,7 @@ class _RailsStage:
                 await self._release_rest()
                 if item.error is not None:
                     return StreamFailed(item.error, "error", item.cause)
-                return StreamEnded(item.finish_reason)
+                return StreamEnded(item.finish_reason, item.tool_calls)
             await item.done.wait()
             self._slots.release()
             assert item.verdict is not None

@@ -1,0 +1,29 @@
+"""Tool calls through the rails (tests/test_tool_calls.py)."""
+
+from tests.mutation_check import Mutation
+
+TESTS = "tests/test_tool_calls.py"
+
+MUTATIONS = [
+    Mutation(
+        name="a tool-call piece does not lift the first-token deadline",
+        path="stages/generation/openai.py",
+        old="                        if waiting_first:\n                            # A reply that calls",
+        new="                        if False:\n                            # A reply that calls",
+        tests=(f"{TESTS}::test_a_reply_of_tool_calls_only_is_not_timed_out_waiting_for_text",),
+    ),
+    Mutation(
+        name="tool-call pieces are not put together",
+        path="stages/generation/tool_calls.py",
+        old='                    call["function"][key] += part\n',
+        new='                    call["function"][key] = part\n',
+        tests=(TESTS,),
+    ),
+    Mutation(
+        name="the stream's end drops the tool calls",
+        path="stages/rails/stage.py",
+        old="                return StreamEnded(item.finish_reason, item.tool_calls)\n",
+        new="                return StreamEnded(item.finish_reason)\n",
+        tests=(TESTS,),
+    ),
+]
