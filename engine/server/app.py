@@ -151,6 +151,9 @@ class _SSEReply:
                 event(item)
                 break
             else:
+                if item.get("tool_calls"):
+                    # Whole calls in one delta (valid OpenAI streaming: pieces may be any size).
+                    event(chunk(ids, {"tool_calls": item["tool_calls"]}))
                 event(chunk(ids, {}, item.get("finish_reason") or "stop"))
                 if self._include_usage:
                     event(usage_chunk(ids, _usage(item.get("usage"))))
@@ -269,7 +272,8 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
                 "total_tokens": main.total_tokens if main else None,
             }
         )
-        return _json(completion(ids, result.response[0]["content"], finish, usage))
+        message = result.response[0]
+        return _json(completion(ids, message["content"], finish, usage, message.get("tool_calls")))
 
     async def _start_stream(
         rails: Any, parsed: CompletionRequest, ids: Ids, done: Callable[[], None]

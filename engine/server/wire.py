@@ -35,11 +35,17 @@ _PASSED_ON = frozenset(
         "frequency_penalty",
         "logit_bias",
         "response_format",
+        # Tools go to the model; its calls come back whole once the reply's text has passed.
+        "tools",
+        "tool_choice",
+        "parallel_tool_calls",
     }
 )
 # Accepted and not needed here.
 _ACCEPTED = frozenset(
     {"user", "n", "messages", "stream", "stream_options", "model", "config_id", "guardrails"}
+    # What only describes the request (OpenAI's own bookkeeping): accepted, and not sent on.
+    | {"metadata", "store", "service_tier", "logprobs", "top_logprobs"}
 )
 
 
@@ -104,6 +110,9 @@ def parse_request(raw: bytes) -> CompletionRequest:
         raise _bad('stream_options: expected {"include_usage": true|false}', "stream_options")
     if body.get("n", 1) != 1:
         raise _bad("n: railstream returns one choice; n must be 1", "n")
+    if body.get("logprobs") not in (None, False) or body.get("top_logprobs") not in (None, 0):
+        # Log probabilities are of tokens railstream may hold back or block: not returned.
+        raise _bad("logprobs: railstream does not return log probabilities", "logprobs")
     model = body.get("model")
     if model is not None and not isinstance(model, str):
         raise _bad("model: expected a string", "model")
@@ -163,7 +172,21 @@ def usage_chunk(ids: Ids, usage: dict[str, Any]) -> dict[str, Any]:
     }
 
 
-def completion(ids: Ids, content: str, finish_reason: str, usage: dict[str, Any]) -> dict[str, Any]:
+def completion(
+    ids: Ids,
+    content: str,
+    finish_reason: str,
+    usage: dict[str, Any],
+    tool_calls: list[dict[str, Any]] | None = None,
+) -> dict[str, Any]:
+    message: dict[str, Any] = {"role": "assistant", "content": content}
+    if tool_calls:
+        # As OpenAI: no text is null, and the calls carry no stream index.
+        message = {
+            "role": "assistant",
+            "content": content or None,
+            "tool_calls": [{k: v for k, v in c.items() if k != "index"} for c in tool_calls],
+        }
     return {
         "id": ids.id,
         "object": "chat.completion",
@@ -172,7 +195,7 @@ def completion(ids: Ids, content: str, finish_reason: str, usage: dict[str, Any]
         "choices": [
             {
                 "index": 0,
-                "message": {"role": "assistant", "content": content},
+                "message": message,
                 "finish_reason": finish_reason,
             }
         ],

@@ -27,3 +27,20 @@ MUTATIONS = [
         tests=(TESTS,),
     ),
 ]
+
+MUTATIONS += [
+    Mutation(
+        name="the server's stream drops the tool calls",
+        path="engine/server/app.py",
+        old='                if item.get("tool_calls"):\n',
+        new="                if False:\n",
+        tests=("tests/test_server_tools.py",),
+    ),
+    Mutation(
+        name="the server refuses tools",
+        path="engine/server/wire.py",
+        old='        "tools",\n',
+        new="",
+        tests=("tests/test_server_tools.py",),
+    ),
+]
