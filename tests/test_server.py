@@ -196,9 +196,9 @@ async def test_a_plain_completion_has_usage(demo_server: ServerProcess) -> None:
             id="stream-string",
         ),
         pytest.param(
-            {"config_id": "demo", "messages": [{"role": "user", "content": "x"}], "tools": []},
+            {"config_id": "demo", "messages": [{"role": "user", "content": "x"}], "functions": []},
             400,
-            "unsupported parameter: tools",
+            "unsupported parameter: functions",
             id="unknown-param",
         ),
         pytest.param(
