@@ -123,6 +123,10 @@ class _SSEReply:
         self._redactor = redactor
         self._config_id = config_id
 
+    async def aclose(self) -> None:
+        """Drop the reply unsent (its client left before it could start)."""
+        await self._stream.aclose()
+
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
             async with trio.open_nursery() as nursery:
@@ -223,7 +227,9 @@ def _log_failure(redactor: Redactor, what: str, exc: BaseException) -> None:
     logger.error("%s: %s", what, redactor.for_log(detail).rstrip())
 
 
-async def _unless_client_leaves(receive: Receive, work: Callable[[], Awaitable[T]]) -> T | None:
+async def _unless_client_leaves(
+    receive: Receive, work: Callable[[], Awaitable[T]], discard: Callable[[T], Awaitable[None]]
+) -> T | None:
     """``work()``'s result; or None as soon as the client disconnects, ``work`` cancelled.
 
     From the moment the request body has been read, the only message left for ``receive`` is
@@ -246,6 +252,10 @@ async def _unless_client_leaves(receive: Receive, work: Callable[[], Awaitable[T
         result = await outcome.acapture(work)
         nursery.cancel_scope.cancel()
     if left:
+        if isinstance(result, outcome.Value):
+            # It finished just as the client left: no one will send it, so no one else
+            # will close what it holds.
+            await discard(result.value)
         return None  # work's own end (a Cancelled, most likely) is of no use to anyone now
     return result.unwrap()
 
@@ -329,8 +339,12 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
                     return await _complete(rails, config_id, parsed, ids)
                 return await _start_stream(rails, config_id, parsed, ids, done)
 
+            async def discard(reply: Response | _SSEReply) -> None:
+                if isinstance(reply, _SSEReply):
+                    await reply.aclose()
+
             try:
-                reply = await _unless_client_leaves(request.receive, answer)
+                reply = await _unless_client_leaves(request.receive, answer, discard)
             except HttpError:
                 raise
             except Exception as exc:
