@@ -26,7 +26,7 @@ from .engines import SUPPORTED_ENGINES, engine_parameter_problems
 from .errors import ConfigError, ConfigProblem
 from .models import RailsConfig
 
-__all__ = ["load_content", "load_path"]
+__all__ = ["load_content", "load_path", "locate"]
 
 _CONVERTER = make_converter()
 
@@ -511,3 +511,26 @@ def load_path(path: str | os.PathLike[str]) -> RailsConfig:
     actions_file = root / "actions.py"
     actions = load_actions_file(actions_file) if actions_file.is_file() else {}
     return _build(config_doc, prompts_doc, actions=actions, source=str(root))
+
+
+def locate(source: str | None, path: Path, problem: str) -> ConfigProblem:
+    """A problem found once a config is in use (a flow that no action serves), placed at the
+    line of ``path`` in the config's file, as the problems found while loading are.
+
+    ``source`` is the loaded config's (``RailsConfig.source``): a folder, a YAML file, or None
+    for a config given as text, which has no file to point into.
+    """
+    where = _format_path(path)
+    if source is None:
+        return ConfigProblem(file="<yaml_content>", line=None, path=where, problem=problem)
+    root = FsPath(source)
+    file = (
+        root
+        if root.is_file()
+        else next((root / n for n in CONFIG_NAMES if (root / n).is_file()), root / CONFIG_NAMES[0])
+    )
+    try:
+        doc = _parse(_read(file), str(file))
+    except ConfigError:  # gone or changed since it loaded: the problem stands without its line
+        return ConfigProblem(file=str(file), line=None, path=where, problem=problem)
+    return ConfigProblem(file=doc.file, line=doc.line(path), path=where, problem=problem)

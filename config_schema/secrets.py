@@ -10,10 +10,10 @@ or a traceback that shows it, must not leak a key.
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
-__all__ = ["REDACTED", "Parameters", "is_secret_key", "redacted"]
+__all__ = ["REDACTED", "Parameters", "is_secret_key", "redacted", "secret_values"]
 
 REDACTED = "***"
 
@@ -48,13 +48,21 @@ def _secret_values(value: Any, found: set[str]) -> set[str]:
     return found
 
 
-def redacted(value: Any) -> Any:
+def secret_values(value: Any) -> set[str]:
+    """The secrets held in ``value``: values of secret-looking keys, and URL passwords."""
+    return _secret_values(value, set())
+
+
+def redacted(value: Any, *, secrets: Iterable[str] = ()) -> Any:
     """``value`` with secrets replaced by ``***``: for showing, never for use.
 
     Secret-looking keys lose their values, URLs their passwords, and a secret's value is
-    hidden wherever else it appears (``"Bearer <key>"`` under an innocent key).
+    hidden wherever else it appears (``"Bearer <key>"`` under an innocent key). ``secrets``
+    are more values to hide wherever they appear: a key that came from the environment, when
+    ``value`` is, say, an upstream's error message that echoes it.
     """
-    return _redact(value, sorted(_secret_values(value, set()), key=len, reverse=True))
+    found = _secret_values(value, set()) | {s for s in secrets if len(s) >= 4}
+    return _redact(value, sorted(found, key=len, reverse=True))
 
 
 def _redact(value: Any, secrets: list[str]) -> Any:

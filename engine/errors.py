@@ -76,11 +76,16 @@ class GenerationError(RailstreamError):
 
 
 class DownstreamError(GenerationError):
-    """The provider answered with an HTTP error; ``status`` is its code."""
+    """The provider answered with an HTTP error; ``status`` is its code.
 
-    def __init__(self, status: int, message: str) -> None:
+    ``retry_after_s``: how long the provider asked callers to wait (its ``Retry-After``), if it
+    said, so that a caller's backoff (or a server's client's) is not blind.
+    """
+
+    def __init__(self, status: int, message: str, *, retry_after_s: float | None = None) -> None:
         super().__init__(message)
         self.status = status
+        self.retry_after_s = retry_after_s
 
     @property
     def payload(self) -> StreamError:

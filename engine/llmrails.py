@@ -8,9 +8,10 @@ from typing import Any
 import sniffio
 import trio
 
-from config_schema import RailsConfig
+from config_schema import ConfigError, RailsConfig
 from config_schema.actions import ACTION_NAME_ATTR
 from config_schema.engines import OpenAISettings
+from config_schema.loader import locate
 from stages.generation import (
     ChatProvider,
     ChatRequest,
@@ -127,6 +128,25 @@ class LLMRails:
 
     async def __aexit__(self, *exc_info: object) -> None:
         await self.aclose()
+
+    def check(self, *, main_model: bool = True) -> None:
+        """Find now what a call would: an output flow with no rail behind it, and (with
+        ``main_model``, for callers that never pass ``generator=``) no model of type main.
+
+        Raises ``ConfigError``, one ``file:line: path: problem`` line each. Calls resolve
+        their rails only when they start, so that actions registered after this facade was
+        built count; a server, whose actions all come from actions.py, checks at start instead.
+        """
+        source = self.config.source
+        problems = [
+            locate(source, ("rails", "output", "flows", i), self._no_rail(flow))
+            for i, flow in enumerate(self.config.rails.output.flows)
+            if self._rail(flow) is None
+        ]
+        if main_model and "main" not in self._providers:
+            problems.append(locate(source, ("models",), "no model of type main: add one to models"))
+        if problems:
+            raise ConfigError(problems)
 
     def provider(self, model_type: str = "main") -> ChatProvider | None:
         """The provider serving ``model_type`` (for inspection, tests and benchmarks)."""
@@ -279,22 +299,29 @@ class LLMRails:
                     param=name,
                 )
 
+    def _rail(self, flow: str) -> Rail | None:
+        builtin = self._builtin.get(flow)
+        if builtin is not None:
+            return builtin
+        action = self._actions.get(flow.replace(" ", "_"))
+        return None if action is None else ActionRail(flow, action)
+
+    @staticmethod
+    def _no_rail(flow: str) -> str:
+        action_name = flow.replace(" ", "_")
+        return (
+            f"output flow {flow!r} has no rail: it is not a built-in rail and no action named "
+            f"{action_name!r} is registered (add @action() to it in actions.py, or "
+            f"call rails.register_action(fn, name={action_name!r}))"
+        )
+
     def _rails(self) -> list[Rail]:
         rails: list[Rail] = []
         for flow in self.config.rails.output.flows:
-            builtin = self._builtin.get(flow)
-            if builtin is not None:
-                rails.append(builtin)
-                continue
-            action_name = flow.replace(" ", "_")
-            action = self._actions.get(action_name)
-            if action is None:
-                raise RailNotFoundError(
-                    f"output flow {flow!r} has no rail: it is not a built-in rail and no action named "
-                    f"{action_name!r} is registered (add @action() to it in actions.py, or "
-                    f"call rails.register_action(fn, name={action_name!r}))"
-                )
-            rails.append(ActionRail(flow, action))
+            rail = self._rail(flow)
+            if rail is None:
+                raise RailNotFoundError(self._no_rail(flow))
+            rails.append(rail)
         return rails
 
     def _plan(

@@ -157,6 +157,7 @@ class RailsStream:
         self._state = StreamState.NEW
         self._finish_reason: str | None = None
         self._tool_calls: tuple[dict[str, Any], ...] = ()
+        self._error_cause: Exception | None = None
         self._metadata_due = False
         self._held: OutputEvent | None = None  # taken from the channel ahead of its turn
         self._bridge: AsyncioBridge | None = None  # set when iterated from asyncio
@@ -167,6 +168,13 @@ class RailsStream:
     @property
     def state(self) -> StreamState:
         return self._state
+
+    @property
+    def error_cause(self) -> Exception | None:
+        """The exception behind the error chunk, once it is out: the provider's own
+        (``DownstreamError`` with its status and ``retry_after_s``, ``ProviderTimeoutError``,
+        ...), so a caller can tell a 429 from a refused connection. None for a block."""
+        return self._error_cause
 
     def statistics(self) -> PipelineStatistics:
         return self._pipeline.statistics()
@@ -272,6 +280,7 @@ class RailsStream:
             self._state = StreamState.ENDED
         if isinstance(event, StreamFailed):
             self._finish_reason = event.finish_reason
+            self._error_cause = event.cause
             self._metadata_due = self._include_metadata
             return self._error_chunk(event.error)
         if isinstance(event, StreamEnded):

@@ -95,6 +95,7 @@ class FakeOpenAI:
         self.served: list[Served] = []
         self.port = 0
         self.client_gone = trio.Event()  # set when any client goes away mid-reply
+        self.request_received = trio.Event()  # set when the first request has been read
         self.connections = 0  # accepted so far
         self.open_connections = 0  # not yet closed by the client
         self._closes = trio.lowlevel.ParkingLot()  # woken whenever a connection closes
@@ -166,6 +167,7 @@ class FakeOpenAI:
                     body=json.loads(body or b"{}"), headers=headers, received_at=trio.current_time()
                 )
                 self.served.append(served)
+                self.request_received.set()
                 script = Script.from_model(str(served.body.get("model", ""))) or (
                     self.scripts.popleft() if self.scripts else self.default
                 )

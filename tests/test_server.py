@@ -360,17 +360,21 @@ async def test_an_upstream_error_before_the_first_token_is_a_real_http_status(
             second = await post(server.url, {"messages": user(), "stream": True, "model": "up"})
     finally:
         server.stop()
-    assert first.status_code == 401
+    # The upstream's refusal of railstream's key is not the client's key being wrong: a 502
+    # that says whose status it was (see README.md, "Server", for the whole mapping).
+    assert first.status_code == 502
     assert first.json() == {
         "error": {
-            "message": "Incorrect API key provided",
-            "type": "downstream_error",
+            "message": "the upstream model server answered 401: Incorrect API key provided",
+            "type": "upstream_error",
             "param": None,
-            "code": 401,
+            "code": "upstream_auth_failed",
+            "upstream_status": 401,
         }
     }
     assert second.status_code == 503
-    assert second.json()["error"]["message"] == "overloaded"
+    assert second.json()["error"]["message"] == "the upstream model server answered 503: overloaded"
+    assert second.json()["error"]["upstream_status"] == 503
 
 
 async def test_a_client_that_disconnects_cancels_the_upstream_request(

@@ -12,6 +12,7 @@ import trio
 import trio.testing
 
 from engine import (
+    ConfigError,
     GenerationError,
     InvalidRequestError,
     LLMRails,
@@ -480,6 +481,25 @@ def test_a_flow_without_rail_or_action_is_named_at_call_time() -> None:
         match=r"^output flow 'check tone' has no rail: .* no action named 'check_tone'",
     ):
         rails.stream_async(messages=USER)
+
+
+def test_check_finds_a_flow_without_rail_and_a_missing_main_model_up_front() -> None:
+    yaml = scripted_yaml(["x"], flows=["check tone"])
+    rails = make_rails(["x"], flows=["check tone"])
+    with pytest.raises(ConfigError) as found:
+        rails.check()
+    (problem,) = found.value.problems
+    assert (problem.path, problem.problem.split(":")[0]) == (
+        "rails.output.flows[0]",
+        "output flow 'check tone' has no rail",
+    )
+    rails.register_action(no_secret, name="check_tone")
+    rails.check()  # an action registered afterwards counts, as it does at call time
+    modelless = LLMRails(RailsConfig.from_content(yaml_content=yaml.replace('"main"', '"other"')))
+    modelless.register_action(no_secret, name="check_tone")
+    modelless.check(main_model=False)  # a caller that always passes generator=
+    with pytest.raises(ConfigError, match=r"^<yaml_content>: models: no model of type main"):
+        modelless.check()
 
 
 @pytest.mark.parametrize(

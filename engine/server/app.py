@@ -1,16 +1,21 @@
 """The OpenAI-compatible HTTP app (starlette on trio): chat completions, configs, models.
 
 A streamed reply's headers go out only with its first token, so a model that fails before it
-gets a real HTTP status; after that, errors travel in the stream as ``data: {"error": ...}``.
-A client that disconnects cancels its pipeline (and so the model's HTTP request) at once.
+gets a real HTTP status; after that, errors travel in the stream as ``data: {"error": ...}``,
+and every stream that started ends with ``data: [DONE]``, even when the server itself fails.
+A client that disconnects cancels its pipeline (and so the model's HTTP request) at once, from
+the moment its request has been read, whether it asked for a stream or not.
 """
 
 from __future__ import annotations
 
 import hmac
+import logging
+import traceback
 from collections.abc import Awaitable, Callable, Mapping
-from typing import Any
+from typing import Any, TypeVar
 
+import outcome
 import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
@@ -19,10 +24,16 @@ from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
 
-from ..errors import GenerationError, InvalidRequestError, RailstreamError
+from ..errors import (
+    GenerationError,
+    InvalidRequestError,
+    RailstreamError,
+    StreamingNotSupportedError,
+)
 from ..log import GenerationResponse
 from ..stream import RailsStream
 from .registry import ConfigRegistry
+from .upstream import Redactor, upstream_http_error
 from .wire import (
     CompletionRequest,
     HttpError,
@@ -37,6 +48,20 @@ from .wire import (
 )
 
 __all__ = ["ServerLimits", "create_app"]
+
+logger = logging.getLogger("railstream.server")
+
+T = TypeVar("T")
+
+# The error types of a model's failure (as opposed to a block or a rail's error).
+_MODEL_FAILURES = ("downstream_error", "generation_error")
+
+# The last event of a stream the server failed to finish: the detail is in the server's log.
+_STREAM_FAILED = error_body(
+    "the server failed while streaming this reply; its log has the details",
+    type="internal_error",
+    code="stream_failed",
+)
 
 
 class ServerLimits:
@@ -87,12 +112,20 @@ class _SSEReply:
         ids: Ids,
         include_usage: bool,
         done: Callable[[], None],
+        redactor: Redactor,
+        config_id: str,
     ) -> None:
         self._stream = stream
         self._first = first
         self._ids = ids
         self._include_usage = include_usage
         self._done = done
+        self._redactor = redactor
+        self._config_id = config_id
+
+    async def aclose(self) -> None:
+        """Drop the reply unsent (its client left before it could start)."""
+        await self._stream.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
@@ -108,6 +141,15 @@ class _SSEReply:
         while (await receive())["type"] != "http.disconnect":
             pass
         scope.cancel()  # the client is gone: stop writing, and the stream with it
+
+    async def _next(self) -> dict[str, Any] | None:
+        """The stream's next item; a failure of the stream itself (the headers are out, so no
+        status can say it) becomes its last event, and is logged."""
+        try:
+            return await anext(self._stream, None)  # type: ignore[arg-type]
+        except Exception as exc:
+            _log_failure(self._redactor, f"config {self._config_id!r}: the stream failed", exc)
+            return {**_STREAM_FAILED, "failed": True}
 
     async def _write(self, send: Send) -> None:
         await send(
@@ -142,13 +184,23 @@ class _SSEReply:
             if "text" in item:
                 event(chunk(ids, {"content": item["text"]}))
             elif "error" in item:
+                if item.get("failed"):
+                    event(_STREAM_FAILED)  # nothing more can be read from a failed stream
+                    break
                 # The metadata that follows an error carries the usage of what was generated.
-                meta = await anext(self._stream, None)
+                meta = await self._next()
                 if item["error"]["type"] == "guardrails_violation":
                     event(chunk(ids, {}, "content_filter"))
                 if self._include_usage and isinstance(meta, dict) and "usage" in meta:
                     event(usage_chunk(ids, _usage(meta["usage"])))
-                event(item)
+                if item["error"]["type"] in _MODEL_FAILURES:
+                    # The client reads what failed; where (the endpoint) is for this log.
+                    logger.warning(
+                        "config %r: the model failed mid-reply: %s",
+                        self._config_id,
+                        self._redactor.for_log(str(item["error"]["message"])),
+                    )
+                event(self._redactor.error(item))
                 break
             else:
                 if item.get("tool_calls"):
@@ -159,27 +211,73 @@ class _SSEReply:
                     event(usage_chunk(ids, _usage(item.get("usage"))))
                 break
             await flush()  # what the client may read now, before waiting for the next chunk
-            item = await anext(self._stream, None)  # type: ignore[arg-type]
+            item = await self._next()
         event("[DONE]")
         await flush(more_body=False)
 
 
-def _upstream_error(error: Mapping[str, Any]) -> HttpError:
-    """A model failure before the first token, as the HTTP error the client gets instead."""
-    code = error.get("code")
-    status = code if isinstance(code, int) and 400 <= code < 600 else 502
-    return HttpError(status, str(error.get("message")), type=str(error.get("type")), code=code)
+class _ClientGone:
+    """The reply to a client that left before it: nothing (there is no one to send it to)."""
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        return None
+
+
+def _log_failure(redactor: Redactor, what: str, exc: BaseException) -> None:
+    # Formatted here, not by logging, so that the traceback is redacted too: a key in an
+    # exception's message must not reach the log either.
+    detail = "".join(traceback.format_exception(exc))
+    logger.error("%s: %s", what, redactor.for_log(detail).rstrip())
+
+
+async def _unless_client_leaves(
+    receive: Receive, work: Callable[[], Awaitable[T]], discard: Callable[[T], Awaitable[None]]
+) -> T | None:
+    """``work()``'s result; or None as soon as the client disconnects, ``work`` cancelled.
+
+    From the moment the request body has been read, the only message left for ``receive`` is
+    the disconnect; waiting for it while the model runs is how a client that leaves stops the
+    upstream at once, before the first chunk or during a whole (``stream: false``) reply.
+    """
+    left = False
+
+    async def watch(scope: trio.CancelScope) -> None:
+        nonlocal left
+        while (await receive())["type"] != "http.disconnect":
+            pass
+        left = True
+        scope.cancel()
+
+    async with trio.open_nursery() as nursery:
+        nursery.start_soon(watch, nursery.cancel_scope)
+        # Captured, not raised here: an error raised in a nursery's body comes out wrapped in
+        # an exception group, which the HTTP error handlers would not recognise.
+        result = await outcome.acapture(work)
+        nursery.cancel_scope.cancel()
+    if left:
+        if isinstance(result, outcome.Value):
+            # It finished just as the client left: no one will send it, so no one else
+            # will close what it holds.
+            await discard(result.value)
+        return None  # work's own end (a Cancelled, most likely) is of no use to anyone now
+    return result.unwrap()
 
 
 def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> Starlette:
     limits = limits or ServerLimits()
+    redactor = registry.redactor
+
+    def authorized(request: Request) -> bool:
+        if limits.auth_token is None:
+            return True
+        # The scheme is case-insensitive (RFC 7235): "bearer x" is as good as "Bearer x".
+        scheme, _, credentials = request.headers.get("authorization", "").partition(" ")
+        return scheme.lower() == "bearer" and hmac.compare_digest(
+            credentials.strip(" ").encode(), limits.auth_token.encode()
+        )
 
     def authorize(request: Request) -> None:
-        if limits.auth_token is None:
-            return
-        given = request.headers.get("authorization", "")
-        expected = f"Bearer {limits.auth_token}"
-        if not hmac.compare_digest(given.encode(), expected.encode()):
+        if not authorized(request):
             raise HttpError(
                 401,
                 "missing or wrong bearer token",
@@ -201,7 +299,11 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
         return body
 
     async def healthz(request: Request) -> Response:
-        return _json({"status": "ok", "configs": registry.ids})
+        # Health is for anyone (a load balancer has no token); what is served is not.
+        body: dict[str, Any] = {"status": "ok"}
+        if authorized(request):
+            body["configs"] = registry.ids
+        return _json(body)
 
     async def configs(request: Request) -> Response:
         authorize(request)
@@ -215,7 +317,7 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
         ]
         return _json({"object": "list", "data": data})
 
-    async def chat_completions(request: Request) -> Response | _SSEReply:
+    async def chat_completions(request: Request) -> Response | _SSEReply | _ClientGone:
         authorize(request)
         if limits.active >= limits.max_concurrent:
             raise HttpError(
@@ -234,16 +336,50 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
             parsed = parse_request(await read_body(request))
             config_id, rails = registry.resolve(parsed.config_id, parsed.model)
             ids = Ids.new(parsed.model or config_id)
-            if not parsed.stream:
-                return await _complete(rails, parsed, ids)
-            reply = await _start_stream(rails, parsed, ids, done)
-            handed_over = True
+
+            async def answer() -> Response | _SSEReply:
+                if not parsed.stream:
+                    return await _complete(rails, config_id, parsed, ids)
+                return await _start_stream(rails, config_id, parsed, ids, done)
+
+            async def discard(reply: Response | _SSEReply) -> None:
+                if isinstance(reply, _SSEReply):
+                    await reply.aclose()
+
+            try:
+                reply = await _unless_client_leaves(request.receive, answer, discard)
+            except HttpError:
+                raise
+            except Exception as exc:
+                # Never an opaque 500: the log says what broke, for whom.
+                _log_failure(redactor, f"config {config_id!r}: the request failed", exc)
+                raise HttpError(
+                    500,
+                    "internal server error; the server's log has the details",
+                    type="internal_error",
+                ) from None
+            if reply is None:
+                logger.info("config %r: the client left; its generation was cancelled", config_id)
+                return _ClientGone()
+            handed_over = isinstance(reply, _SSEReply)
             return reply
         finally:
             if not handed_over:
                 done()
 
-    async def _complete(rails: Any, parsed: CompletionRequest, ids: Ids) -> Response:
+    def _failed_upstream(
+        config_id: str, payload: Mapping[str, Any], cause: BaseException | None
+    ) -> HttpError:
+        logger.warning(
+            "config %r: the model failed before its first token: %s",
+            config_id,
+            redactor.for_log(str(payload["error"].get("message"))),
+        )
+        return upstream_http_error(payload, cause, redactor)
+
+    async def _complete(
+        rails: Any, config_id: str, parsed: CompletionRequest, ids: Ids
+    ) -> Response:
         try:
             result = await rails.generate_async(
                 messages=list(parsed.messages),
@@ -255,7 +391,7 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
         except InvalidRequestError as exc:
             raise invalid_messages(exc) from None
         except GenerationError as exc:
-            raise _upstream_error(exc.payload.to_dict()["error"]) from None
+            raise _failed_upstream(config_id, exc.payload.to_dict(), exc) from None
         assert isinstance(result, GenerationResponse)
         assert result.log is not None
         main = next((c for c in result.log.llm_calls if c.task == "general"), None)
@@ -276,7 +412,7 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
         return _json(completion(ids, message["content"], finish, usage, message.get("tool_calls")))
 
     async def _start_stream(
-        rails: Any, parsed: CompletionRequest, ids: Ids, done: Callable[[], None]
+        rails: Any, config_id: str, parsed: CompletionRequest, ids: Ids, done: Callable[[], None]
     ) -> _SSEReply:
         try:
             stream: RailsStream = rails.stream_async(
@@ -286,17 +422,26 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
             )
         except InvalidRequestError as exc:
             raise invalid_messages(exc) from None
+        except StreamingNotSupportedError as exc:
+            # The config serves whole replies only: the client can fix this (stream: false);
+            # a 5xx would be retried, in vain.
+            raise HttpError(
+                400,
+                f"config {config_id!r} cannot stream: {exc}",
+                param="stream",
+                code="streaming_not_supported",
+            ) from None
         try:
             # Headers wait for the first token: a model that fails before it gets a real status.
             first = await stream.__anext__()
             assert isinstance(first, dict)
             error = first.get("error")
-            if error is not None and error.get("type") in ("downstream_error", "generation_error"):
-                raise _upstream_error(error)
+            if error is not None and error.get("type") in _MODEL_FAILURES:
+                raise _failed_upstream(config_id, first, stream.error_cause)
         except BaseException:
             await stream.aclose()
             raise
-        return _SSEReply(stream, first, ids, parsed.include_usage, done)
+        return _SSEReply(stream, first, ids, parsed.include_usage, done, redactor, config_id)
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HttpError)
@@ -308,6 +453,7 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
         return _json(error_body(str(exc.detail), type=kind), exc.status_code)
 
     async def internal_error(request: Request, exc: Exception) -> Response:
+        _log_failure(redactor, f"{request.method} {request.url.path} failed", exc)
         return _json(error_body("internal server error", type="internal_error"), 500)
 
     routes = [

@@ -9,12 +9,14 @@ from config_schema import ConfigError, RailsConfig
 from config_schema.loader import CONFIG_NAMES
 
 from ..llmrails import LLMRails
+from .upstream import Redactor
 from .wire import HttpError
 
 __all__ = ["ConfigRegistry", "ServerSetupError"]
 
 # A config id is a folder name: no separators, no "..", nothing a path could be made of.
-_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$")
+# Matched whole (fullmatch): "$" alone would let "guarded\n" through.
+_ID = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,127}")
 
 
 class ServerSetupError(Exception):
@@ -26,7 +28,10 @@ def _is_config(folder: Path) -> bool:
 
 
 class ConfigRegistry:
-    """Config ids to their ``LLMRails``; every config is loaded (and checked) at start."""
+    """Config ids to their ``LLMRails``; every config is loaded (and checked) at start.
+
+    ``redactor`` hides every config's model endpoints and secrets from what clients are sent.
+    """
 
     def __init__(self, rails: dict[str, LLMRails], default_id: str | None = None) -> None:
         if default_id is not None and default_id not in rails:
@@ -34,6 +39,7 @@ class ConfigRegistry:
                 f"--default-config-id {default_id!r} is not one of: {', '.join(rails)}"
             )
         self._rails = rails
+        self.redactor = Redactor(r.config for r in rails.values())
         # With one config, it serves every request that names none.
         self.default_id = default_id or (next(iter(rails)) if len(rails) == 1 else None)
 
@@ -53,13 +59,17 @@ class ConfigRegistry:
         problems: list[str] = []
         for folder in folders:
             config_id = folder.resolve().name
-            if not _ID.match(config_id):
+            if not _ID.fullmatch(config_id):
                 problems.append(
                     f"{folder}: {config_id!r} cannot be a config id (letters, digits, _ . -)"
                 )
                 continue
             try:
-                rails[config_id] = LLMRails(RailsConfig.from_path(folder))
+                loaded = LLMRails(RailsConfig.from_path(folder))
+                # Resolved now, not at the first request: a flow with no rail behind it would
+                # answer every request with a 500 (that clients retry).
+                loaded.check()
+                rails[config_id] = loaded
             except ConfigError as exc:
                 problems.append(str(exc))
             except (TypeError, ValueError) as exc:
@@ -76,7 +86,7 @@ class ConfigRegistry:
     def resolve(self, config_id: str | None, model: str | None) -> tuple[str, LLMRails]:
         """The config for a request: ``config_id``, else a ``model`` naming one, else the default."""
         if config_id is not None:
-            if not _ID.match(config_id):
+            if not _ID.fullmatch(config_id):
                 raise HttpError(
                     400, f"config_id {config_id!r} is not a config id", param="config_id"
                 )

@@ -61,10 +61,13 @@ class HttpError(Exception):
         param: str | None = None,
         code: str | int | None = None,
         headers: Mapping[str, str] | None = None,
+        extra: Mapping[str, Any] | None = None,
     ) -> None:
+        """``extra``: more fields of the error object (an upstream's status)."""
         super().__init__(message)
         self.status = status
         self.body = error_body(message, type=type, param=param, code=code)
+        self.body["error"].update(extra or {})
         self.headers = dict(headers or {})
 
 

@@ -256,7 +256,11 @@ class OpenAIProvider:
         body = b""
         with trio.move_on_at(deadline):
             body = await response.aread()
-        return DownstreamError(response.status_code, _provider_message(body, response.status_code))
+        return DownstreamError(
+            response.status_code,
+            _provider_message(body, response.status_code),
+            retry_after_s=_retry_after(response),
+        )
 
     async def _read_stream(
         self, response: httpx.Response, emit: Emit, first_token: trio.CancelScope
