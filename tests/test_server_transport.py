@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import json
 import os
+import resource
 import select
 import signal
 import socket
@@ -116,6 +117,37 @@ def test_a_kept_alive_connection_serves_the_next_request_after_a_stream(
     assert data.count(b"HTTP/1.1 200 ") == 2, data[-300:]
     assert data.endswith(b'{"status":"ok","configs":["demo"]}'), data[-300:]
     assert closed
+
+
+def test_streams_past_the_fd_limit_are_all_served(tmp_path: Path) -> None:
+    """The issue's scenario in small: clients that keep their end open after `[DONE]` (many
+    do, waiting for the server to close) must not use up the server's file descriptors."""
+    demo_copy(tmp_path / "demo")
+    fds = 64
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (fds, hard))  # inherited by the server alone
+    try:
+        server = ServerProcess(tmp_path)
+    finally:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+    kept: list[socket.socket] = []
+    try:
+        for n in range(2 * fds):
+            sock = connect(server)
+            kept.append(sock)
+            sock.sendall(request("/v1/chat/completions", STREAM, headers="Connection: close\r\n"))
+            data = b""
+            sock.settimeout(BOUND_S / 2)
+            try:
+                while b"data: [DONE]" not in data and (piece := sock.recv(1 << 16)):
+                    data += piece
+            except TimeoutError:
+                pass
+            assert b"data: [DONE]" in data, f"stream {n + 1} of {2 * fds} was not served"
+    finally:
+        for sock in kept:
+            sock.close()
+        assert server.stop() == 0, server.log()
 
 
 # 16: idle connections close, HTTP/2 (h2c) ones too

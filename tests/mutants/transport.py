@@ -24,7 +24,11 @@ MUTATIONS = [
             ' "more_body": False})\n'
             "                last = None\n"
         ),
-        tests=(_GIVEN_BACK, _T + "test_an_h2c_stream_ends_and_its_idle_connection_is_closed"),
+        tests=(
+            _GIVEN_BACK,
+            _T + "test_an_h2c_stream_ends_and_its_idle_connection_is_closed",
+            _T + "test_streams_past_the_fd_limit_are_all_served",
+        ),
         expect="after [DONE]",
     ),
     Mutation(
