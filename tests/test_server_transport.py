@@ -336,6 +336,24 @@ def test_an_oversized_raw_upload_reads_a_413_and_a_clean_close(server: ServerPro
     assert closed
 
 
+def test_a_body_declared_far_too_large_is_answered_before_it_is_sent(tmp_path: Path) -> None:
+    # Past what is worth reading and discarding, the 413 goes at once: with a body timeout
+    # longer than the bound, an answer within the bound can only be that one.
+    demo_copy(tmp_path / "demo")
+    server = ServerProcess(tmp_path, "--body-timeout", str(BOUND_S * 30))
+    try:
+        with connect(server) as sock:
+            head = request("/v1/chat/completions", b"x")
+            sock.sendall(
+                head.replace(b"Content-Length: 1\r\n", b"Content-Length: %d\r\n" % (1 << 40))[:-1]
+            )
+            data, closed = read_until_closed(sock)
+    finally:
+        assert server.stop() == 0, server.log()
+    assert data.startswith(b"HTTP/1.1 413 "), data[:200]
+    assert closed
+
+
 # 17: JSON that parses and is no valid request
 
 

@@ -210,9 +210,10 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
         concurrency slot when the time is up, and an oversized one is answered with a 413."""
         too_large = HttpError(413, f"the request body is larger than {limits.max_body_bytes} bytes")
         declared = request.headers.get("content-length")
-        oversized = (
-            declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes
-        )
+        size = int(declared) if declared is not None and declared.isdigit() else 0
+        if size > limits.max_body_bytes + _DISCARD_BYTES:
+            raise too_large  # not worth reading: the client may get a reset instead
+        oversized = size > limits.max_body_bytes
         body = bytearray()
         read = 0
         try:

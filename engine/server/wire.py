@@ -99,7 +99,7 @@ def _check_json(body: Any) -> None:
     stack = [(body, 1)]
     while stack:
         value, depth = stack.pop()
-        if isinstance(value, str):
+        if isinstance(value, str) and not value.isascii():
             try:
                 value.encode()
             except UnicodeEncodeError:

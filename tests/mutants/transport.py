@@ -88,6 +88,13 @@ MUTATIONS = [
         tests=(_T + "test_an_oversized_body_gets_a_413_over_the_same_connection",),
     ),
     Mutation(
+        name="transport: a body declared far too large is waited for",
+        path=_APP,
+        old="            raise too_large  # not worth reading: the client may get a reset instead\n",
+        new="            pass\n",
+        tests=(_T + "test_a_body_declared_far_too_large_is_answered_before_it_is_sent",),
+    ),
+    Mutation(
         name="transport: deep JSON past the parser's recursion is a 500",
         path=_WIRE,
         old="    except RecursionError:\n",
@@ -109,5 +116,13 @@ MUTATIONS = [
         old="    _check_json(body)\n",
         new="",
         tests=(_BAD_JSON,),
+    ),
+    Mutation(
+        name="transport: a lone surrogate goes on to the model",
+        path=_WIRE,
+        old='                raise _bad("the request body has a lone surrogate in a string") from None\n',
+        new="                pass\n",
+        tests=(_BAD_JSON,),
+        expect="[lone-surrogate]",
     ),
 ]
