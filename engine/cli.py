@@ -88,6 +88,26 @@ def _parser() -> argparse.ArgumentParser:
     server.add_argument(
         "--max-body-bytes", type=int, default=1 << 20, help="largest request body (default 1 MiB)"
     )
+    server.add_argument(
+        "--body-timeout",
+        type=float,
+        default=30.0,
+        metavar="SECONDS",
+        help="time to read a request body, then 408 (default 30)",
+    )
+    server.add_argument(
+        "--backlog",
+        type=int,
+        default=2048,
+        help="connections waiting to be accepted (default 2048)",
+    )
+    server.add_argument(
+        "--keep-alive-timeout",
+        type=float,
+        default=5.0,
+        metavar="SECONDS",
+        help="an idle connection is closed after it (default 5)",
+    )
     return parser
 
 
@@ -383,7 +403,12 @@ def _server_command(args: argparse.Namespace) -> int:
         print(f"railstream server: cannot start:\n{exc}", file=sys.stderr)
         return 2
     limits = ServerLimits(
-        max_body_bytes=args.max_body_bytes, max_concurrent=args.max_concurrent, auth_token=token
+        max_body_bytes=args.max_body_bytes,
+        max_concurrent=args.max_concurrent,
+        auth_token=token,
+        body_timeout_s=args.body_timeout,
+        backlog=args.backlog,
+        keep_alive_timeout_s=args.keep_alive_timeout,
     )
 
     async def run() -> None:

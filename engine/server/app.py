@@ -19,7 +19,7 @@ import outcome
 import trio
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
-from starlette.requests import Request
+from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
 from starlette.types import Receive, Scope, Send
@@ -63,9 +63,15 @@ _STREAM_FAILED = error_body(
     code="stream_failed",
 )
 
+# How much of an oversized body is read and thrown away before the 413, so the client reads
+# the answer: closing a socket with unread data in it sends a reset, which can destroy the
+# answer in the client's buffer before it is read (an async openai client then retries).
+_DISCARD_BYTES = 64 << 20
+
 
 class ServerLimits:
-    """What one server accepts: body size, streams at once, who may call."""
+    """What one server accepts: body size and time, streams at once, who may call, and its
+    connections: the listen backlog and how long an idle connection is kept."""
 
     def __init__(
         self,
@@ -73,10 +79,16 @@ class ServerLimits:
         max_body_bytes: int = 1 << 20,
         max_concurrent: int = 512,
         auth_token: str | None = None,
+        body_timeout_s: float = 30.0,
+        backlog: int = 2048,
+        keep_alive_timeout_s: float = 5.0,
     ) -> None:
         self.max_body_bytes = max_body_bytes
         self.max_concurrent = max_concurrent
         self.auth_token = auth_token
+        self.body_timeout_s = body_timeout_s
+        self.backlog = backlog
+        self.keep_alive_timeout_s = keep_alive_timeout_s
         self.active = 0
 
 
@@ -129,10 +141,17 @@ class _SSEReply:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:
+            last: bytes | None = None
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._watch, receive, nursery.cancel_scope)
-                await self._write(send)
+                last = await self._write(send)
                 nursery.cancel_scope.cancel()
+            if last is not None:
+                # The final send, outside the watcher's reach: while the ASGI server handles it,
+                # it ends the request, which tells the watcher the client is "gone"; cancelled
+                # then, the server never closes an HTTP/1.0 or `Connection: close` connection
+                # nor arms a keep-alive one's idle timer, and the connection is never given back.
+                await send({"type": "http.response.body", "body": last, "more_body": False})
         finally:
             await self._stream.aclose()  # idempotent; cancels the model if still running
             self._done()
@@ -151,7 +170,8 @@ class _SSEReply:
             _log_failure(self._redactor, f"config {self._config_id!r}: the stream failed", exc)
             return {**_STREAM_FAILED, "failed": True}
 
-    async def _write(self, send: Send) -> None:
+    async def _write(self, send: Send) -> bytes:
+        """Everything but the final message, whose bytes it returns."""
         await send(
             {
                 "type": "http.response.start",
@@ -171,10 +191,8 @@ class _SSEReply:
         def event(data: dict[str, Any] | str) -> None:
             pending.append(sse(data))
 
-        async def flush(more_body: bool = True) -> None:
-            await send(
-                {"type": "http.response.body", "body": b"".join(pending), "more_body": more_body}
-            )
+        async def flush() -> None:
+            await send({"type": "http.response.body", "body": b"".join(pending), "more_body": True})
             pending.clear()
 
         ids = self._ids
@@ -213,7 +231,7 @@ class _SSEReply:
             await flush()  # what the client may read now, before waiting for the next chunk
             item = await self._next()
         event("[DONE]")
-        await flush(more_body=False)
+        return b"".join(pending)
 
 
 class _ClientGone:
@@ -286,17 +304,42 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
             )
 
     async def read_body(request: Request) -> bytes:
+        """The body, within the size and time limits: a body that never finishes frees its
+        concurrency slot when the time is up, and an oversized one is answered with a 413."""
+        too_large = HttpError(413, f"the request body is larger than {limits.max_body_bytes} bytes")
         declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limits.max_body_bytes:
-            raise HttpError(413, f"the request body is larger than {limits.max_body_bytes} bytes")
-        body = b""
-        async for piece in request.stream():
-            body += piece
-            if len(body) > limits.max_body_bytes:
-                raise HttpError(
-                    413, f"the request body is larger than {limits.max_body_bytes} bytes"
-                )
-        return body
+        size = int(declared) if declared is not None and declared.isdigit() else 0
+        if size > limits.max_body_bytes + _DISCARD_BYTES:
+            raise too_large  # not worth reading: the client may get a reset instead
+        oversized = size > limits.max_body_bytes
+        body = bytearray()
+        read = 0
+        try:
+            with trio.move_on_after(limits.body_timeout_s):
+                async for piece in request.stream():
+                    read += len(piece)
+                    oversized = oversized or read > limits.max_body_bytes
+                    if not oversized:
+                        body += piece
+                    elif read > limits.max_body_bytes + _DISCARD_BYTES:
+                        break  # not worth reading on: the client may get a reset instead
+                else:
+                    if oversized:
+                        raise too_large
+                    return bytes(body)
+        except ClientDisconnect:
+            logger.warning("a client left before its request body was complete (%d bytes)", read)
+            raise HttpError(
+                400, "the client closed the connection before the body was complete"
+            ) from None
+        if oversized:
+            raise too_large
+        logger.warning(
+            "a request body was not complete after %gs (%d bytes): answered 408",
+            limits.body_timeout_s,
+            read,
+        )
+        raise HttpError(408, f"the request body was not complete within {limits.body_timeout_s:g}s")
 
     async def healthz(request: Request) -> Response:
         # Health is for anyone (a load balancer has no token); what is served is not.

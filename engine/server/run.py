@@ -8,8 +8,12 @@ from functools import partial
 from typing import Any, TypeVar, cast
 
 import hypercorn.config
+import hypercorn.protocol
 import hypercorn.trio
+import hypercorn.trio.tcp_server
 import trio
+from hypercorn.events import Event, Updated
+from hypercorn.protocol.h2 import H2Protocol
 
 from .app import ServerLimits, create_app
 from .registry import ConfigRegistry
@@ -21,6 +25,23 @@ _E = TypeVar("_E", bound=BaseException)
 
 class CannotListenError(OSError):
     """:func:`serve` could not listen on its address (the port is taken, say): nothing served."""
+
+
+class _ProtocolWrapper(hypercorn.protocol.ProtocolWrapper):
+    """hypercorn's, arming the idle timer of a connection that has just turned into HTTP/2.
+
+    The HTTP/2 preface (``PRI * HTTP/2.0``) reaches hypercorn's HTTP/1 parser as a request,
+    which stops the connection's idle timer; nothing starts it again until a stream ends, so an
+    h2c connection that never sends a request is never closed, and enough of them use up every
+    file descriptor.
+    """
+
+    async def handle(self, event: Event) -> None:
+        before = self.protocol
+        await super().handle(event)
+        now = self.protocol
+        if now is not before and isinstance(now, H2Protocol) and now.idle:
+            await self.send(Updated(idle=True))
 
 
 async def serve(
@@ -39,6 +60,13 @@ async def serve(
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None  # request lines only would be logged; keys never are, either way
     config.graceful_timeout = 5.0
+    limits = limits or ServerLimits()
+    # hypercorn's 100 resets bursts of a few hundred connections at once (logged nowhere).
+    config.backlog = limits.backlog
+    # Every protocol's idle connections close after it (h2c's too, with the wrapper above).
+    config.keep_alive_timeout = limits.keep_alive_timeout_s
+    # The one place hypercorn's trio server makes its protocol wrapper.
+    setattr(hypercorn.trio.tcp_server, "ProtocolWrapper", _ProtocolWrapper)  # noqa: B010
     # Starlette's and hypercorn's ASGI type names differ; the protocol is the same.
     app = cast(Any, create_app(registry, limits))
     listening = False

@@ -91,12 +91,44 @@ def _bad(message: str, param: str | None = None) -> HttpError:
     return HttpError(400, message, param=param)
 
 
+# Deeper than any chat request; the JSON parser and everything after it recurse, so a deeper
+# body must be refused while parsing, before any of them runs out of stack.
+MAX_JSON_DEPTH = 64
+
+
+def _no_constant(name: str) -> Any:
+    # Python's json reads NaN and Infinity, which are not JSON: refused here, they would not
+    # fail later, at the model's end, as an upstream error.
+    raise ValueError(f"{name} is not a JSON value")
+
+
+def _check_json(body: Any) -> None:
+    """Refuse what parses but is no valid request: nesting deeper than ``MAX_JSON_DEPTH``, and
+    strings no UTF-8 can carry (a lone surrogate escape, ``"\\ud800"``)."""
+    stack = [(body, 1)]
+    while stack:
+        value, depth = stack.pop()
+        if isinstance(value, str) and not value.isascii():
+            try:
+                value.encode()
+            except UnicodeEncodeError:
+                raise _bad("the request body has a lone surrogate in a string") from None
+        elif isinstance(value, (dict, list)):
+            if depth > MAX_JSON_DEPTH:
+                raise _bad(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels")
+            items = [*value, *value.values()] if isinstance(value, dict) else value
+            stack.extend((item, depth + 1) for item in items)
+
+
 def parse_request(raw: bytes) -> CompletionRequest:
     """The request body, checked: a clear 400 for anything a client could get wrong."""
     try:
-        body = json.loads(raw)
+        body = json.loads(raw, parse_constant=_no_constant)
+    except RecursionError:
+        raise _bad(f"the request body is nested deeper than {MAX_JSON_DEPTH} levels") from None
     except (ValueError, UnicodeDecodeError) as exc:
         raise _bad(f"the request body is not valid JSON: {exc}") from None
+    _check_json(body)
     if not isinstance(body, dict):
         raise _bad("the request body must be a JSON object")
     unknown = sorted(k for k in body if k not in _PASSED_ON and k not in _ACCEPTED)
