@@ -206,6 +206,7 @@ async def load(url: str, clients: int, requests: int, expected: Expected, limit_
         start = time.perf_counter()
         lines: list[str] = []
         first: float | None = None
+        first_ns = 0
         try:
             async with client.stream("POST", f"{url}/v1/chat/completions", json=body) as response:
                 if response.status_code != 200:
@@ -214,8 +215,7 @@ async def load(url: str, clients: int, requests: int, expected: Expected, limit_
                     return
                 async for line in response.aiter_lines():
                     if first is None and _has_content(line):
-                        first = time.perf_counter() - start
-                        tally.first_chunk_ns.append(time.monotonic_ns())
+                        first, first_ns = time.perf_counter() - start, time.monotonic_ns()
                     lines.append(line)
         except httpx.HTTPError as exc:
             elapsed = time.perf_counter() - start
@@ -226,6 +226,7 @@ async def load(url: str, clients: int, requests: int, expected: Expected, limit_
             return
         if first is not None:
             tally.first_chunk_s.append(first)
+            tally.first_chunk_ns.append(first_ns)
         problem = check_stream(lines, expected)
         if problem is None:
             tally.correct += 1
