@@ -9,6 +9,7 @@ liveness bound many times what the server needs; nothing is timed.
 
 from __future__ import annotations
 
+import json
 import signal
 import subprocess
 import sys
@@ -28,6 +29,7 @@ from .test_server import HANG_GUARD_S, sse_events, upstream_config, user
 SHUTTING_DOWN = "the server is shutting down; retry the request"
 # Far longer than any test waits: a reply still running when the grace ends, whatever the load.
 SLOW = Script(tokens=[f"w{i} " for i in range(2000)], delay=0.05)
+REFUSED_BOUND_S = 20  # the listener closes on the signal; a bound well within the hang guard
 STREAM_BODY = {"messages": user(), "stream": True, "model": "up"}
 
 
@@ -74,7 +76,7 @@ async def wait_for_exit(server: ServerProcess) -> int:
 
 async def until_refused(url: str) -> bool:
     """Whether the server stops accepting connections within the bound."""
-    with trio.move_on_after(HANG_GUARD_S):
+    with trio.move_on_after(REFUSED_BOUND_S):
         async with httpx.AsyncClient(timeout=5) as client:
             while True:
                 try:
@@ -149,14 +151,16 @@ async def test_during_the_grace_a_short_stream_finishes_a_whole_reply_gets_503_a
     upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
     # In order of arrival: a whole reply that never completes (half its body, then silence,
-    # watching for the disconnect), a short stream, a slow stream.
+    # watching for the disconnect), a short stream, and a stream whose model falls silent: the
+    # shutdown must end it while it waits for a token that never comes.
     upstream.script(
-        Script(stall_after=0), Script(tokens=[f"s{i} " for i in range(10)], delay=0.1), SLOW
+        Script(stall_after=0),
+        Script(tokens=[f"s{i} " for i in range(10)], delay=0.1),
+        Script(tokens=[f"w{i} " for i in range(2000)], stall_after=450),  # 2 windows of 200
     )
     server = ServerProcess(upstream_config(tmp_path, upstream.base_url), "--shutdown-grace-s", "5")
     whole: list[httpx.Response] = []
     streams: list[list[Any]] = []
-    refused = False
     try:
         with trio.fail_after(HANG_GUARD_S):
             async with httpx.AsyncClient(timeout=30) as http, trio.open_nursery() as nursery:
@@ -173,7 +177,7 @@ async def test_during_the_grace_a_short_stream_finishes_a_whole_reply_gets_503_a
                 nursery.start_soon(read_stream, http, server.url, slow_started, streams)
                 await slow_started.acquire()
                 server.process.send_signal(signal.SIGTERM)
-                refused = await until_refused(server.url)
+                assert await until_refused(server.url), "it still accepts connections"
                 # Refused while both long replies were still within the grace.
                 still_running = not whole and len(streams) <= 1
             code = await wait_for_exit(server)
@@ -181,7 +185,6 @@ async def test_during_the_grace_a_short_stream_finishes_a_whole_reply_gets_503_a
     finally:
         server.stop()
     log = server.log()
-    assert refused, "the server still accepted connections after SIGTERM"
     assert still_running
     short, slow = streams
     assert short[-2]["choices"][0]["finish_reason"] == "stop", short[-3:]
@@ -205,6 +208,41 @@ async def test_during_the_grace_a_short_stream_finishes_a_whole_reply_gets_503_a
         assert not served.finished
     assert code == 0, log
     assert "shut down on SIGTERM: 1 streams and 1 requests still running after the 5s grace" in log
+
+
+async def test_a_request_whose_body_arrives_after_sigterm_gets_a_503(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    server = ServerProcess(upstream_config(tmp_path, upstream.base_url), "--shutdown-grace-s", "5")
+    body = json.dumps({"messages": user(), "model": "up"}).encode()
+    head = (
+        "POST /v1/chat/completions HTTP/1.1\r\nHost: railstream\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    ).encode()
+    try:
+        with trio.fail_after(HANG_GUARD_S):
+            host, port = server.url.removeprefix("http://").split(":")
+            sock = await trio.open_tcp_stream(host, int(port))
+            async with sock:
+                await sock.send_all(head + body[:5])
+                # Answered on a later connection: this one has been accepted (and is being
+                # read), so the signal does not find it waiting in the backlog.
+                async with httpx.AsyncClient(timeout=30) as http:
+                    assert (await http.get(f"{server.url}/healthz")).status_code == 200
+                server.process.send_signal(signal.SIGTERM)
+                assert await until_refused(server.url), "it still accepts connections"
+                await sock.send_all(body[5:])
+                answer = b""
+                while piece := await sock.receive_some(65536):
+                    answer += piece
+            code = await wait_for_exit(server)
+    finally:
+        server.stop()
+    head_out, _, body_out = answer.partition(b"\r\n\r\n")
+    assert head_out.startswith(b"HTTP/1.1 503 "), answer
+    assert json.loads(body_out)["error"]["code"] == "server_shutting_down", answer
+    assert upstream.served == [], "a model was asked for a request refused at shutdown"
+    assert code == 0, server.log()
 
 
 @pytest.mark.parametrize("grace", ["-1", "nan"])

@@ -436,9 +436,6 @@ def create_app(
 
     async def healthz(request: Request) -> Response:
         # Health is for anyone (a load balancer has no token); what is served is not.
-        if shutdown.begun:
-            # A load balancer takes the server out of its rotation.
-            return _json({"status": "shutting_down"}, 503)
         body: dict[str, Any] = {"status": "ok"}
         if authorized(request):
             body["configs"] = registry.ids
@@ -458,8 +455,6 @@ def create_app(
 
     async def chat_completions(request: Request) -> Response | _SSEReply | _ClientGone:
         authorize(request)
-        if shutdown.begun:
-            raise _shutting_down()  # on a connection kept alive from before the signal
         if limits.active >= limits.max_concurrent:
             raise HttpError(
                 503,
@@ -474,7 +469,12 @@ def create_app(
             limits.active -= 1
 
         try:
-            parsed = parse_request(await read_body(request))
+            body = await read_body(request)
+            if shutdown.begun:
+                # Its body came in after the signal (the listener is closed, so nothing newer
+                # can): no model has been asked yet, and the client can retry elsewhere.
+                raise _shutting_down()
+            parsed = parse_request(body)
             config_id, rails = registry.resolve(parsed.config_id, parsed.model)
             ids = Ids.new(parsed.model or config_id)
 
