@@ -210,6 +210,42 @@ async def test_during_the_grace_a_short_stream_finishes_a_whole_reply_gets_503_a
     assert "shut down on SIGTERM: 1 streams and 1 requests still running after the 5s grace" in log
 
 
+async def test_a_second_signal_ends_the_streams_at_once(
+    upstream: FakeOpenAI, tmp_path: Path
+) -> None:
+    upstream.default = SLOW
+    # A grace far past the hang guard: only the second signal can end the stream in time.
+    server = ServerProcess(
+        upstream_config(tmp_path, upstream.base_url), "--shutdown-grace-s", "3600"
+    )
+    streams: list[list[Any]] = []
+    try:
+        with trio.fail_after(HANG_GUARD_S):
+            async with httpx.AsyncClient(timeout=30) as http, trio.open_nursery() as nursery:
+                started, ended = trio.Semaphore(0), trio.Event()
+
+                async def read() -> None:
+                    await read_stream(http, server.url, started, streams)
+                    ended.set()
+
+                nursery.start_soon(read)
+                await started.acquire()
+                server.process.send_signal(signal.SIGTERM)
+                assert await until_refused(server.url), "it still accepts connections"
+                server.process.send_signal(signal.SIGINT)  # the first has been handled
+                with trio.move_on_after(REFUSED_BOUND_S):
+                    await ended.wait()
+                assert streams, "the stream was still running after the second signal"
+            code = await wait_for_exit(server)
+    finally:
+        server.stop()
+    [events] = streams
+    assert is_shutting_down_event(events[-2]), events[-3:]
+    assert events[-1] == "[DONE]"
+    assert code == 0, server.log()
+    assert "shut down on SIGTERM: 1 streams and 0 requests still running" in server.log()
+
+
 async def test_a_request_whose_body_arrives_after_sigterm_gets_a_503(
     upstream: FakeOpenAI, tmp_path: Path
 ) -> None:
