@@ -60,8 +60,8 @@ async def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM (or cancellation); the bound URLs are reported as started.
 
-    On the signal the listener closes and new requests on open connections get a 503; those in
-    flight have ``limits.shutdown_grace_s`` to finish, then are ended (see
+    On the signal the listener closes and a request whose body completes after it gets a 503;
+    those in flight have ``limits.shutdown_grace_s`` to finish, then are ended (see
     :class:`~engine.server.app.Shutdown`); a second signal ends them at once.
     Raises :class:`CannotListenError` (an ``OSError``, alone) when it cannot listen.
     """
