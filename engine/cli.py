@@ -108,6 +108,14 @@ def _parser() -> argparse.ArgumentParser:
         metavar="SECONDS",
         help="an idle connection is closed after it (default 5)",
     )
+    server.add_argument(
+        "--shutdown-grace-s",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="on SIGTERM/SIGINT, time for requests in flight to finish before they are ended "
+        "(default 10)",
+    )
     return parser
 
 
@@ -397,6 +405,9 @@ def _server_command(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return 2
+    if not args.shutdown_grace_s >= 0:  # NaN too
+        print("railstream server: --shutdown-grace-s must be 0 or more", file=sys.stderr)
+        return 2
     try:
         registry = ConfigRegistry.load(args.config, args.default_config_id)
     except ServerSetupError as exc:
@@ -409,6 +420,7 @@ def _server_command(args: argparse.Namespace) -> int:
         body_timeout_s=args.body_timeout,
         backlog=args.backlog,
         keep_alive_timeout_s=args.keep_alive_timeout,
+        shutdown_grace_s=args.shutdown_grace_s,
     )
 
     async def run() -> None:

@@ -5,6 +5,11 @@ gets a real HTTP status; after that, errors travel in the stream as ``data: {"er
 and every stream that started ends with ``data: [DONE]``, even when the server itself fails.
 A client that disconnects cancels its pipeline (and so the model's HTTP request) at once, from
 the moment its request has been read, whether it asked for a stream or not.
+
+On SIGTERM or SIGINT (see :class:`Shutdown`) new requests get a 503 while those in flight have
+the grace period to finish; a stream still running then ends with an error event and
+``data: [DONE]``, and a request still waiting for its reply gets a 503: either way its model's
+request is cancelled.
 """
 
 from __future__ import annotations
@@ -47,7 +52,7 @@ from .wire import (
     usage_chunk,
 )
 
-__all__ = ["ServerLimits", "create_app"]
+__all__ = ["ServerLimits", "Shutdown", "create_app"]
 
 logger = logging.getLogger("railstream.server")
 
@@ -62,6 +67,16 @@ _STREAM_FAILED = error_body(
     type="internal_error",
     code="stream_failed",
 )
+
+# The last event of a stream still running when the shutdown's grace period ended.
+_SHUTTING_DOWN = error_body(
+    "the server is shutting down; retry the request",
+    type="server_error",
+    code="server_shutting_down",
+)
+
+# What a stream's next item is when the shutdown ended it (compared by identity).
+_ENDED_BY_SHUTDOWN: dict[str, Any] = {}
 
 # How much of an oversized body is read and thrown away before the 413, so the client reads
 # the answer: closing a socket with unread data in it sends a reset, which can destroy the
@@ -82,6 +97,7 @@ class ServerLimits:
         body_timeout_s: float = 30.0,
         backlog: int = 2048,
         keep_alive_timeout_s: float = 5.0,
+        shutdown_grace_s: float = 10.0,
     ) -> None:
         self.max_body_bytes = max_body_bytes
         self.max_concurrent = max_concurrent
@@ -89,7 +105,30 @@ class ServerLimits:
         self.body_timeout_s = body_timeout_s
         self.backlog = backlog
         self.keep_alive_timeout_s = keep_alive_timeout_s
+        self.shutdown_grace_s = shutdown_grace_s
         self.active = 0
+
+
+class Shutdown:
+    """The server's way out: :meth:`begin` refuses new requests (503); :meth:`end_all`, once
+    the grace period is over (or on a second signal), ends what is still in flight: a stream
+    with an error event and ``[DONE]``, a request still waiting for its reply with a 503.
+    Ending either closes its pipeline, so the model's request is cancelled."""
+
+    def __init__(self) -> None:
+        self.begun = False
+        self.grace_over = trio.Event()
+        self.streams_ended = 0  # streams that got the shutting-down event
+        self.requests_ended = 0  # requests answered 503 while their reply was being made
+        self._replies: set[_SSEReply] = set()
+
+    def begin(self) -> None:
+        self.begun = True
+
+    def end_all(self) -> None:
+        self.grace_over.set()  # what waits for a reply watches this
+        for reply in list(self._replies):
+            reply.end()
 
 
 def _json(body: Any, status: int = 200, headers: Mapping[str, str] | None = None) -> JSONResponse:
@@ -126,6 +165,7 @@ class _SSEReply:
         done: Callable[[], None],
         redactor: Redactor,
         config_id: str,
+        shutdown: Shutdown,
     ) -> None:
         self._stream = stream
         self._first = first
@@ -134,12 +174,26 @@ class _SSEReply:
         self._done = done
         self._redactor = redactor
         self._config_id = config_id
+        self._shutdown = shutdown
+        self._ending = False
+        # The wait for the stream's next item, which the shutdown cancels. Only the wait:
+        # a send cancelled half-way would leave the client half an event, not a clean end.
+        self._waiting: trio.CancelScope | None = None
+
+    def end(self) -> None:
+        """The shutdown's grace is over: end with the shutting-down event and ``[DONE]``."""
+        self._ending = True
+        if self._waiting is not None:
+            self._waiting.cancel()
 
     async def aclose(self) -> None:
         """Drop the reply unsent (its client left before it could start)."""
         await self._stream.aclose()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        self._shutdown._replies.add(self)
+        if self._shutdown.grace_over.is_set():
+            self._ending = True  # made just as the grace ended: end it at once, all the same
         try:
             last: bytes | None = None
             async with trio.open_nursery() as nursery:
@@ -153,6 +207,7 @@ class _SSEReply:
                 # nor arms a keep-alive one's idle timer, and the connection is never given back.
                 await send({"type": "http.response.body", "body": last, "more_body": False})
         finally:
+            self._shutdown._replies.discard(self)
             await self._stream.aclose()  # idempotent; cancels the model if still running
             self._done()
 
@@ -164,11 +219,17 @@ class _SSEReply:
     async def _next(self) -> dict[str, Any] | None:
         """The stream's next item; a failure of the stream itself (the headers are out, so no
         status can say it) becomes its last event, and is logged."""
-        try:
-            return await anext(self._stream, None)  # type: ignore[arg-type]
-        except Exception as exc:
-            _log_failure(self._redactor, f"config {self._config_id!r}: the stream failed", exc)
-            return {**_STREAM_FAILED, "failed": True}
+        if self._ending:
+            return _ENDED_BY_SHUTDOWN
+        with trio.CancelScope() as self._waiting:
+            try:
+                return await anext(self._stream, None)  # type: ignore[arg-type]
+            except Exception as exc:
+                _log_failure(self._redactor, f"config {self._config_id!r}: the stream failed", exc)
+                return {**_STREAM_FAILED, "failed": True}
+            finally:
+                self._waiting = None
+        return _ENDED_BY_SHUTDOWN  # only end() cancels this scope
 
     async def _write(self, send: Send) -> bytes:
         """Everything but the final message, whose bytes it returns."""
@@ -199,6 +260,10 @@ class _SSEReply:
         event(chunk(ids, {"role": "assistant", "content": ""}))
         item: dict[str, Any] | None = self._first
         while item is not None:
+            if item is _ENDED_BY_SHUTDOWN:
+                event(_SHUTTING_DOWN)
+                self._shutdown.streams_ended += 1
+                break
             if "text" in item:
                 event(chunk(ids, {"content": item["text"]}))
             elif "error" in item:
@@ -249,15 +314,26 @@ def _log_failure(redactor: Redactor, what: str, exc: BaseException) -> None:
 
 
 async def _unless_client_leaves(
-    receive: Receive, work: Callable[[], Awaitable[T]], discard: Callable[[T], Awaitable[None]]
+    receive: Receive,
+    work: Callable[[], Awaitable[T]],
+    discard: Callable[[T], Awaitable[None]],
+    shutdown: Shutdown,
 ) -> T | None:
     """``work()``'s result; or None as soon as the client disconnects, ``work`` cancelled.
 
     From the moment the request body has been read, the only message left for ``receive`` is
     the disconnect; waiting for it while the model runs is how a client that leaves stops the
     upstream at once, before the first chunk or during a whole (``stream: false``) reply.
+    When the shutdown's grace ends first, ``work`` is cancelled and the answer is a 503.
     """
     left = False
+    ended = False
+
+    async def end_on_shutdown(scope: trio.CancelScope) -> None:
+        nonlocal ended
+        await shutdown.grace_over.wait()
+        ended = True
+        scope.cancel()
 
     async def watch(scope: trio.CancelScope) -> None:
         nonlocal left
@@ -268,6 +344,7 @@ async def _unless_client_leaves(
 
     async with trio.open_nursery() as nursery:
         nursery.start_soon(watch, nursery.cancel_scope)
+        nursery.start_soon(end_on_shutdown, nursery.cancel_scope)
         # Captured, not raised here: an error raised in a nursery's body comes out wrapped in
         # an exception group, which the HTTP error handlers would not recognise.
         result = await outcome.acapture(work)
@@ -278,11 +355,27 @@ async def _unless_client_leaves(
             # will close what it holds.
             await discard(result.value)
         return None  # work's own end (a Cancelled, most likely) is of no use to anyone now
+    if ended and not isinstance(result, outcome.Value):
+        # Cancelled by the shutdown (a reply that was ready is sent: a stream's then ends at once).
+        shutdown.requests_ended += 1
+        raise _shutting_down()
     return result.unwrap()
 
 
-def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> Starlette:
+def _shutting_down() -> HttpError:
+    return HttpError(
+        503,
+        "the server is shutting down; retry the request",
+        type="server_error",
+        code="server_shutting_down",
+    )
+
+
+def create_app(
+    registry: ConfigRegistry, limits: ServerLimits | None = None, shutdown: Shutdown | None = None
+) -> Starlette:
     limits = limits or ServerLimits()
+    shutdown = shutdown or Shutdown()
     redactor = registry.redactor
 
     def authorized(request: Request) -> bool:
@@ -376,7 +469,12 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
             limits.active -= 1
 
         try:
-            parsed = parse_request(await read_body(request))
+            body = await read_body(request)
+            if shutdown.begun:
+                # Its body came in after the signal (the listener is closed, so nothing newer
+                # can): no model has been asked yet, and the client can retry elsewhere.
+                raise _shutting_down()
+            parsed = parse_request(body)
             config_id, rails = registry.resolve(parsed.config_id, parsed.model)
             ids = Ids.new(parsed.model or config_id)
 
@@ -390,7 +488,7 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
                     await reply.aclose()
 
             try:
-                reply = await _unless_client_leaves(request.receive, answer, discard)
+                reply = await _unless_client_leaves(request.receive, answer, discard, shutdown)
             except HttpError:
                 raise
             except Exception as exc:
@@ -484,7 +582,9 @@ def create_app(registry: ConfigRegistry, limits: ServerLimits | None = None) -> 
         except BaseException:
             await stream.aclose()
             raise
-        return _SSEReply(stream, first, ids, parsed.include_usage, done, redactor, config_id)
+        return _SSEReply(
+            stream, first, ids, parsed.include_usage, done, redactor, config_id, shutdown
+        )
 
     async def http_error(request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HttpError)

@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+import logging
 import signal
 import sys
-from functools import partial
 from typing import Any, TypeVar, cast
 
 import hypercorn.config
@@ -15,12 +15,18 @@ import trio
 from hypercorn.events import Event, Updated
 from hypercorn.protocol.h2 import H2Protocol
 
-from .app import ServerLimits, create_app
+from .app import ServerLimits, Shutdown, create_app
 from .registry import ConfigRegistry
 
 __all__ = ["CannotListenError", "first_leaf", "serve"]
 
 _E = TypeVar("_E", bound=BaseException)
+
+logger = logging.getLogger("railstream.server")
+
+# hypercorn's own bound, past the grace: connections still open then (a client that does not
+# read its last events, a body still arriving) are cut, so the process exits all the same.
+_HARD_STOP_AFTER_GRACE_S = 5.0
 
 
 class CannotListenError(OSError):
@@ -54,13 +60,16 @@ async def serve(
 ) -> None:
     """Serve until SIGINT/SIGTERM (or cancellation); the bound URLs are reported as started.
 
+    On the signal the listener closes and a request whose body completes after it gets a 503;
+    those in flight have ``limits.shutdown_grace_s`` to finish, then are ended (see
+    :class:`~engine.server.app.Shutdown`); a second signal ends them at once.
     Raises :class:`CannotListenError` (an ``OSError``, alone) when it cannot listen.
     """
     config = hypercorn.config.Config()
     config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None  # request lines only would be logged; keys never are, either way
-    config.graceful_timeout = 5.0
     limits = limits or ServerLimits()
+    config.graceful_timeout = limits.shutdown_grace_s + _HARD_STOP_AFTER_GRACE_S
     # hypercorn's 100 resets bursts of a few hundred connections at once (logged nowhere).
     config.backlog = limits.backlog
     # Every protocol's idle connections close after it (h2c's too, with the wrapper above).
@@ -68,25 +77,49 @@ async def serve(
     # The one place hypercorn's trio server makes its protocol wrapper.
     setattr(hypercorn.trio.tcp_server, "ProtocolWrapper", _ProtocolWrapper)  # noqa: B010
     # Starlette's and hypercorn's ASGI type names differ; the protocol is the same.
-    app = cast(Any, create_app(registry, limits))
+    shutdown = Shutdown()
+    app = cast(Any, create_app(registry, limits, shutdown))
     listening = False
     try:
         async with trio.open_nursery() as nursery:
-            stop = trio.Event()
+            stop = trio.Event()  # hypercorn's trigger: it stops listening
+            served = trio.Event()  # hypercorn is done: every connection has closed
+            caught: list[str] = []
 
             async def on_signals() -> None:
                 with trio.open_signal_receiver(signal.SIGINT, signal.SIGTERM) as signals:
-                    async for _ in signals:
-                        stop.set()
-                        return
+                    async for number in signals:
+                        if not caught:
+                            shutdown.begin()  # before hypercorn hears of it: none slip in
+                            stop.set()
+                        else:
+                            shutdown.end_all()  # a second signal: no more grace
+                        caught.append(signal.Signals(number).name)
+
+            async def hypercorn_serve(*, task_status: trio.TaskStatus[list[str]]) -> None:
+                await hypercorn.trio.serve(
+                    app, config, shutdown_trigger=stop.wait, mode="asgi", task_status=task_status
+                )
+                served.set()
 
             nursery.start_soon(on_signals)
-            binds = await nursery.start(
-                partial(hypercorn.trio.serve, app, config, shutdown_trigger=stop.wait, mode="asgi")
-            )
+            binds = await nursery.start(hypercorn_serve)
             listening = True
             task_status.started(binds)
             await stop.wait()
+            with trio.move_on_after(limits.shutdown_grace_s):
+                await served.wait()
+            shutdown.end_all()
+            await served.wait()
+            nursery.cancel_scope.cancel()  # the signal receiver
+            logger.warning(
+                "shut down on %s: %d streams and %d requests still running after the %gs grace "
+                "were ended",
+                caught[0],
+                shutdown.streams_ended,
+                shutdown.requests_ended,
+                limits.shutdown_grace_s,
+            )
     except* OSError as failed:
         if listening:
             raise
