@@ -47,12 +47,15 @@ class TrioThread:
         ready = threading.Event()
         self.token: trio.lowlevel.TrioToken | None = None
         self._stop: trio.Event | None = None
+        self._nursery: trio.Nursery | None = None
 
         async def main() -> None:
             self.token = trio.lowlevel.current_trio_token()
             self._stop = trio.Event()
-            ready.set()
-            await self._stop.wait()
+            async with trio.open_nursery() as self._nursery:
+                ready.set()
+                await self._stop.wait()
+                self._nursery.cancel_scope.cancel()
 
         self.thread = threading.Thread(target=trio.run, args=(main,), daemon=True)
         self.thread.start()
@@ -65,17 +68,34 @@ class TrioThread:
         self.thread.join()
 
     async def consume(self, rails: LLMRails) -> int:
-        stream = rails.stream_async(messages=MESSAGES)
-        received = 0
+        # Each from_thread.run is a task of its own that ends with its call, and a stream is
+        # bound to its consumer: so one trio task holds the stream (async with) for its whole
+        # life, and hands each chunk to the asyncio side through a channel.
+        async def open_stream() -> trio.MemoryReceiveChannel[Any]:
+            send, receive = trio.open_memory_channel[Any](0)
 
-        async def next_chunk() -> Any:
+            async def hold(*, task_status: trio.TaskStatus[None]) -> None:
+                async with send, rails.stream_async(messages=MESSAGES) as stream:
+                    task_status.started()
+                    async for chunk in stream:
+                        await send.send(chunk)
+
+            assert self._nursery is not None
+            await self._nursery.start(hold)
+            return receive
+
+        async def next_chunk(receive: trio.MemoryReceiveChannel[Any]) -> Any:
             try:
-                return await stream.__anext__()
-            except StopAsyncIteration:
+                return await receive.receive()
+            except trio.EndOfChannel:
                 return None
 
+        receive = await asyncio.to_thread(trio.from_thread.run, open_stream, trio_token=self.token)
+        received = 0
         while True:
-            chunk = await asyncio.to_thread(trio.from_thread.run, next_chunk, trio_token=self.token)
+            chunk = await asyncio.to_thread(
+                trio.from_thread.run, next_chunk, receive, trio_token=self.token
+            )
             if chunk is None:
                 return received
             received += str(chunk).count("tok")

@@ -25,7 +25,6 @@ from stages.usercode import TrioUserCode, UserCode
 
 from .asyncio_bridge import AsyncioBridge, AsyncioUserCode, in_asyncio
 from .errors import (
-    DownstreamError,
     GenerationError,
     InvalidRequestError,
     RailNotFoundError,
@@ -269,12 +268,11 @@ class LLMRails:
             return BLOCKED_REPLY
         if error.type == "internal_error":
             return INTERNAL_ERROR_REPLY
+        # The model failed: the generation stage hands on the provider's own exception
+        # (ProviderTimeoutError, DownstreamError, ...), so callers can tell a stall from a
+        # refused connection from a 429.
         if isinstance(final.cause, GenerationError):
-            # The provider's own exception (ProviderTimeoutError, ...), so that callers can
-            # tell a stall from a refused connection from a 429.
             raise final.cause
-        if error.type == "downstream_error" and isinstance(error.code, int):
-            raise DownstreamError(error.code, error.message)
         raise GenerationError(error.message)
 
     def _check_request_parameters(self, parameters: Mapping[str, Any]) -> None:
