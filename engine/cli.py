@@ -116,6 +116,13 @@ def _parser() -> argparse.ArgumentParser:
         help="on SIGTERM/SIGINT, time for requests in flight to finish before they are ended "
         "(default 10)",
     )
+    server.add_argument(
+        "--block-error-event",
+        action="store_true",
+        help="also end a blocked stream with an error event after its content_filter chunk "
+        "(the openai client then raises APIError; a gateway with fallbacks takes a block for a "
+        "failure and may answer with another, unguarded model)",
+    )
     return parser
 
 
@@ -226,6 +233,10 @@ class _Remote:
                         data = json.loads(event.data)
                         if "error" in data:
                             return dict(data)
+                        blocked = (data.get("guardrails") or {}).get("error")
+                        if blocked:
+                            # A block ends the reply with content_filter, the rail named here.
+                            return {"error": blocked}
                         for choice in data.get("choices", []):
                             content = (choice.get("delta") or {}).get("content")
                             if content:
@@ -421,6 +432,7 @@ def _server_command(args: argparse.Namespace) -> int:
         backlog=args.backlog,
         keep_alive_timeout_s=args.keep_alive_timeout,
         shutdown_grace_s=args.shutdown_grace_s,
+        block_error_event=args.block_error_event,
     )
 
     async def run() -> None:

@@ -126,20 +126,65 @@ async def test_a_stream_is_role_first_then_content_then_finish_usage_done(
     assert events[-1] == "[DONE]"
 
 
-async def test_a_block_is_an_error_event_then_done(demo_server: ServerProcess) -> None:
+BLOCKED_BY = {
+    "config_id": "demo",
+    "error": {
+        "message": BLOCK,
+        "type": "guardrails_violation",
+        "param": "check no secrets",
+        "code": "content_blocked",
+    },
+}
+
+
+async def test_a_block_ends_the_reply_with_content_filter_naming_the_rail_and_no_error_event(
+    demo_server: ServerProcess,
+) -> None:
+    """A block is a reply that ended, as a content filter ends one (so that a gateway does
+    not take it for a failure): the content_filter chunk names the rail, then usage and
+    [DONE]; no error event."""
     with trio.fail_after(HANG_GUARD_S):
-        events = await stream_until(demo_server.url, "Sure")
+        events = await stream_until(demo_server.url, "Sure", stream_options={"include_usage": True})
     assert events[-1] == "[DONE]"
-    assert events[-2] == {
-        "error": {
-            "message": BLOCK,
-            "type": "guardrails_violation",
-            "param": "check no secrets",
-            "code": "content_blocked",
-        }
-    }
-    assert events[-3]["choices"][0]["finish_reason"] == "content_filter"
+    assert events[-2]["choices"] == []
+    assert set(events[-2]["usage"]) <= {"prompt_tokens", "completion_tokens", "total_tokens"}
+    final = events[-3]
+    assert final["choices"] == [{"index": 0, "delta": {}, "finish_reason": "content_filter"}]
+    assert final["guardrails"] == BLOCKED_BY
+    assert not any("error" in e for e in events if isinstance(e, dict))
     assert "sk-live" not in json.dumps(events)
+
+
+async def test_with_block_error_event_a_block_also_ends_with_the_error_event(
+    tmp_path: Path,
+) -> None:
+    """``--block-error-event``: the SPEC's older form, for clients that want the openai
+    client's APIError on a block: the content_filter chunk, then the error event, then
+    [DONE]."""
+    demo_copy(tmp_path / "demo")
+    server = ServerProcess(tmp_path, "--block-error-event")
+    try:
+        with trio.fail_after(HANG_GUARD_S):
+            events = await stream_until(server.url, "Sure")
+    finally:
+        assert server.stop() == 0, server.log()
+    assert events[-1] == "[DONE]"
+    assert events[-2] == {"error": BLOCKED_BY["error"]}
+    assert events[-3]["choices"][0]["finish_reason"] == "content_filter"
+    assert events[-3]["guardrails"] == BLOCKED_BY
+
+
+async def test_a_blocked_whole_reply_is_a_content_filter_completion_naming_the_rail(
+    demo_server: ServerProcess,
+) -> None:
+    with trio.fail_after(HANG_GUARD_S):
+        for _ in range(3):
+            reply = (await post(demo_server.url, {"messages": user(), "model": "demo"})).json()
+            if reply["choices"][0]["finish_reason"] == "content_filter":
+                break
+    assert reply["choices"][0]["message"]["content"] == "I'm sorry, I can't respond to that."
+    assert reply["guardrails"] == BLOCKED_BY
+    assert "sk-live" not in json.dumps(reply)
 
 
 async def test_a_plain_completion_has_usage(demo_server: ServerProcess) -> None:
@@ -258,34 +303,40 @@ async def test_a_body_over_the_limit_is_refused(demo_server: ServerProcess) -> N
 # the official openai client
 
 
-async def test_the_openai_client_streams_with_usage_and_raises_on_a_block(
+async def test_the_openai_client_streams_with_usage_and_reads_a_block_as_content_filter(
     demo_server: ServerProcess,
 ) -> None:
+    """The official client reads a block as OpenAI's own content filter: the stream ends
+    normally, ``finish_reason`` is ``content_filter``, ``model_extra`` names the rail, and
+    no exception is raised."""
     client = openai.AsyncOpenAI(base_url=f"{demo_server.url}/v1", api_key="unused", max_retries=0)
-    texts, usages, errors = [], [], []
+    texts, usages, finishes, extras = [], [], [], []
     with trio.fail_after(HANG_GUARD_S):
         for _ in range(3):
             parts = []
-            try:
-                stream = await client.chat.completions.create(
-                    model="demo",
-                    messages=user(),  # type: ignore[arg-type]
-                    stream=True,
-                    stream_options={"include_usage": True},
-                    extra_body={"config_id": "demo"},
-                )
-                async for part in stream:
-                    if part.choices and part.choices[0].delta.content:
-                        parts.append(part.choices[0].delta.content)
-                    if part.usage:
-                        usages.append(part.usage)
-                texts.append("".join(parts))
-            except openai.APIError as exc:
-                errors.append(exc)
+            stream = await client.chat.completions.create(
+                model="demo",
+                messages=user(),  # type: ignore[arg-type]
+                stream=True,
+                stream_options={"include_usage": True},
+                extra_body={"config_id": "demo"},
+            )
+            async for part in stream:
+                if part.choices and part.choices[0].delta.content:
+                    parts.append(part.choices[0].delta.content)
+                if part.choices and part.choices[0].finish_reason:
+                    finishes.append(part.choices[0].finish_reason)
+                    extras.append(part.model_extra)
+                if part.usage:
+                    usages.append(part.usage)
+            texts.append("".join(parts))
         plain = await client.chat.completions.create(model="demo", messages=user())  # type: ignore[arg-type]
         await client.close()
     assert HELLO in texts
-    assert [e.message for e in errors] == [BLOCK]
+    assert sorted(finishes) == ["content_filter", "stop", "stop"]
+    blocked = extras[finishes.index("content_filter")]
+    assert blocked == {"guardrails": BLOCKED_BY}
+    assert len(usages) == 3
     assert all(u.total_tokens == u.prompt_tokens + u.completion_tokens for u in usages)
     assert plain.choices[0].message.content
     assert plain.usage is not None
@@ -305,8 +356,9 @@ async def test_200_concurrent_streaming_clients_are_all_served(demo_server: Serv
             assert response.status_code == 200
             events = sse_events((await response.aread()).decode())
         assert events[-1] == "[DONE]"
-        last = events[-2]
-        outcomes.append("blocked" if "error" in last else "text")
+        finish = events[-2]["choices"][0]["finish_reason"]
+        assert finish in ("stop", "content_filter")
+        outcomes.append("blocked" if finish == "content_filter" else "text")
 
     limits = httpx.Limits(max_connections=200, max_keepalive_connections=200)
     with trio.fail_after(HANG_GUARD_S * 2):
@@ -496,9 +548,10 @@ def test_the_readme_openai_snippet_works_as_printed(demo_server: ServerProcess) 
         o.returncode == 0 and o.stdout.startswith("Hello!") and "tokens]" in o.stdout
         for o in outputs
     ), outputs
-    blocked = [o for o in outputs if o.returncode != 0]
+    assert all(o.returncode == 0 for o in outputs), outputs
+    blocked = [o for o in outputs if "[blocked" in o.stdout]
     assert len(blocked) == 1
-    assert "openai.APIError: Blocked by check no secrets rails." in blocked[0].stderr
+    assert "[blocked: Blocked by check no secrets rails.]" in blocked[0].stdout
 
 
 async def test_a_count_nobody_reported_is_absent_on_the_wire_never_null_or_zero(

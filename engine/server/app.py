@@ -3,6 +3,8 @@
 A streamed reply's headers go out only with its first token, so a model that fails before it
 gets a real HTTP status; after that, errors travel in the stream as ``data: {"error": ...}``,
 and every stream that started ends with ``data: [DONE]``, even when the server itself fails.
+A block is not an error: the reply ends as a content filter ends it, with ``finish_reason:
+"content_filter"``, so that a gateway can tell a policy block from a failure.
 A client that disconnects cancels its pipeline (and so the model's HTTP request) at once, from
 the moment its request has been read, whether it asked for a stream or not.
 
@@ -36,6 +38,7 @@ from ..errors import (
     StreamingNotSupportedError,
 )
 from ..log import GenerationResponse
+from ..messages import StreamError
 from ..stream import RailsStream
 from .registry import ConfigRegistry
 from .upstream import Redactor, upstream_http_error
@@ -86,7 +89,10 @@ _DISCARD_BYTES = 64 << 20
 
 class ServerLimits:
     """What one server accepts: body size and time, streams at once, who may call, and its
-    connections: the listen backlog and how long an idle connection is kept."""
+    connections: the listen backlog and how long an idle connection is kept. And one choice of
+    wire form: ``block_error_event`` also ends a blocked stream with an error event (the
+    official openai client then raises ``APIError``; a gateway with fallbacks takes it for a
+    failure and may send the request to another model)."""
 
     def __init__(
         self,
@@ -98,6 +104,7 @@ class ServerLimits:
         backlog: int = 2048,
         keep_alive_timeout_s: float = 5.0,
         shutdown_grace_s: float = 10.0,
+        block_error_event: bool = False,
     ) -> None:
         self.max_body_bytes = max_body_bytes
         self.max_concurrent = max_concurrent
@@ -106,6 +113,7 @@ class ServerLimits:
         self.backlog = backlog
         self.keep_alive_timeout_s = keep_alive_timeout_s
         self.shutdown_grace_s = shutdown_grace_s
+        self.block_error_event = block_error_event
         self.active = 0
 
 
@@ -166,6 +174,7 @@ class _SSEReply:
         redactor: Redactor,
         config_id: str,
         shutdown: Shutdown,
+        block_error_event: bool = False,
     ) -> None:
         self._stream = stream
         self._first = first
@@ -175,6 +184,7 @@ class _SSEReply:
         self._redactor = redactor
         self._config_id = config_id
         self._shutdown = shutdown
+        self._block_error_event = block_error_event
         self._ending = False
         # The wait for the stream's next item, which the shutdown cancels. Only the wait:
         # a send cancelled half-way would leave the client half an event, not a clean end.
@@ -231,6 +241,17 @@ class _SSEReply:
                 self._waiting = None
         return _ENDED_BY_SHUTDOWN  # only end() cancels this scope
 
+    def _blocked_chunk(self, item: dict[str, Any]) -> dict[str, Any]:
+        """The final chunk of a blocked reply: ``finish_reason: "content_filter"``, and which
+        rail blocked it in a ``guardrails`` field (SDKs keep unknown fields: the openai
+        client's ``chunk.model_extra``)."""
+        final = chunk(self._ids, {}, "content_filter")
+        final["guardrails"] = {
+            "config_id": self._config_id,
+            **self._redactor.error(item),
+        }
+        return final
+
     async def _write(self, send: Send) -> bytes:
         """Everything but the final message, whose bytes it returns."""
         await send(
@@ -272,10 +293,16 @@ class _SSEReply:
                     break
                 # The metadata that follows an error carries the usage of what was generated.
                 meta = await self._next()
-                if item["error"]["type"] == "guardrails_violation":
-                    event(chunk(ids, {}, "content_filter"))
+                blocked = item["error"]["type"] == "guardrails_violation"
+                if blocked:
+                    event(self._blocked_chunk(item))
                 if self._include_usage and isinstance(meta, dict) and "usage" in meta:
                     event(usage_chunk(ids, _usage(meta["usage"])))
+                if blocked and not self._block_error_event:
+                    # A block is a reply that ended, as OpenAI's and Azure's content filters end
+                    # one: no error event. A gateway takes an error event for the model failing
+                    # and streams a fallback model's reply instead, unguarded (LiteLLM does).
+                    break
                 if item["error"]["type"] in _MODEL_FAILURES:
                     # The client reads what failed; where (the endpoint) is for this log.
                     logger.warning(
@@ -536,12 +563,23 @@ def create_app(
         assert isinstance(result, GenerationResponse)
         assert result.log is not None
         main = next((c for c in result.log.llm_calls if c.task == "general"), None)
-        blocked = any(r.stop for r in result.log.activated_rails)
+        stopped = next((r for r in result.log.activated_rails if r.stop), None)
         finish = (
             "content_filter"
-            if blocked
+            if stopped is not None
             else (main.finish_reason if main and main.finish_reason else "stop")
         )
+        guardrails = None
+        if stopped is not None:
+            # Which rail ended the reply, as a streamed reply's last chunk says it.
+            error = (
+                StreamError.blocked(stopped.name)
+                if stopped.additional_info.get("verdict") == "block"
+                else StreamError.rail_failed(
+                    stopped.name, str(stopped.additional_info.get("reason"))
+                )
+            )
+            guardrails = {"config_id": config_id, **redactor.error(error.to_dict())}
         usage = _usage(
             {
                 "prompt_tokens": main.prompt_tokens if main else None,
@@ -550,7 +588,10 @@ def create_app(
             }
         )
         message = result.response[0]
-        return _json(completion(ids, message["content"], finish, usage, message.get("tool_calls")))
+        reply = completion(ids, message["content"], finish, usage, message.get("tool_calls"))
+        if guardrails is not None:
+            reply["guardrails"] = guardrails
+        return _json(reply)
 
     async def _start_stream(
         rails: Any, config_id: str, parsed: CompletionRequest, ids: Ids, done: Callable[[], None]
@@ -583,7 +624,15 @@ def create_app(
             await stream.aclose()
             raise
         return _SSEReply(
-            stream, first, ids, parsed.include_usage, done, redactor, config_id, shutdown
+            stream,
+            first,
+            ids,
+            parsed.include_usage,
+            done,
+            redactor,
+            config_id,
+            shutdown,
+            limits.block_error_event,
         )
 
     async def http_error(request: Request, exc: Exception) -> Response:
