@@ -17,6 +17,7 @@ from engine import ConfigError, LLMRails, RailsConfig
 from engine.errors import DownstreamError, ProviderTimeoutError
 from engine.messages import Usage
 from stages.generation import ChatRequest, CollectTokens, HttpClients, OpenAIProvider
+from stages.generation.http_client import POOL_SIZE
 from stages.generation.openai import _usage
 
 from .helpers import HANG_GUARD_S, USER, collect
@@ -787,3 +788,32 @@ def test_the_whole_reply_timeout_and_the_sse_limit_must_be_positive() -> None:
         "<yaml_content>:1: models[0].parameters.request_timeout_s: must be > 0, got 0.0",
         "<yaml_content>:1: models[0].parameters.max_event_bytes: must be >= 1, got 0",
     ]
+
+
+# the connection pools
+
+
+async def test_streams_spread_over_pools_of_at_most_pool_size_and_none_waits_for_a_connection(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI
+) -> None:
+    """Room for 64 connections: 64 streams at once all start at once (none waits for a
+    connection), on pools of at most POOL_SIZE connections each. One pool of 1,000 spent two
+    thirds of the server's CPU in httpcore's per-request bookkeeping, which grows with the
+    square of its idle connections."""
+    server.default = Script(delay=1.0)
+    clients = HttpClients(max_connections=64, max_keepalive_connections=64)
+    assert clients.pool_count == 64 // POOL_SIZE
+    with trio.fail_after(HANG_GUARD_S):
+        async with trio.open_nursery() as nursery:
+            for seed in range(64):
+                provider = direct_provider(server.base_url, clients, seed)
+                nursery.start_soon(
+                    provider.stream, ChatRequest(messages=tuple(USER)), CollectTokens()
+                )
+        # httpx's client -> its transport -> httpcore's pool: the connections each pool holds.
+        held = [len(p.client._transport._pool.connections) for p in clients._pools]  # type: ignore[attr-defined]
+        await clients.aclose()
+    starts = [s.received_at for s in server.served]
+    assert len(starts) == 64
+    assert max(starts) - min(starts) < 1.0, "some streams waited for another's connection"
+    assert held == [POOL_SIZE] * (64 // POOL_SIZE)

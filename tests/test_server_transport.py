@@ -216,6 +216,35 @@ def test_an_idle_http_1_connection_is_closed(server: ServerProcess) -> None:
     assert closed
 
 
+def test_a_new_connection_has_its_body_timeout_to_send_its_first_request(
+    tmp_path: Path,
+) -> None:
+    """A request that reaches a busy server after the keep-alive timeout, on a connection it
+    just accepted, is answered: the keep-alive timeout is for the time between requests
+    (under a burst of 1,000 clients, the idle timer armed at accept closed connections whose
+    request had not been read yet). A connection that never sends one is still closed."""
+    demo_copy(tmp_path / "demo")
+    keep_alive_s, first_request_s = 0.5, 8.0
+    process = ServerProcess(
+        tmp_path,
+        "--keep-alive-timeout",
+        str(keep_alive_s),
+        "--body-timeout",
+        str(first_request_s),
+    )
+    try:
+        with connect(process) as late, connect(process) as silent:
+            time.sleep(keep_alive_s * 4)  # the request comes late, as on a busy server
+            late.sendall(request("/healthz"))
+            data, closed = read_until_closed(late)
+            _, silent_closed = read_until_closed(silent)
+    finally:
+        assert process.stop() == 0, process.log()
+    assert data.startswith(b"HTTP/1.1 200 "), data[:200]
+    assert closed  # then idle: closed by the keep-alive timeout
+    assert silent_closed, f"a connection that sent nothing was still open after {BOUND_S}s"
+
+
 # 14: a body that never finishes frees its slot
 
 

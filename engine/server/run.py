@@ -10,6 +10,7 @@ from typing import Any, TypeVar, cast
 import hypercorn.config
 import hypercorn.protocol
 import hypercorn.trio
+import hypercorn.trio.run
 import hypercorn.trio.tcp_server
 import trio
 from hypercorn.events import Event, Updated
@@ -50,6 +51,34 @@ class _ProtocolWrapper(hypercorn.protocol.ProtocolWrapper):
             await self.send(Updated(idle=True))
 
 
+class _TCPServer(hypercorn.trio.tcp_server.TCPServer):
+    """hypercorn's connection, giving a new connection longer than the keep-alive timeout to
+    send its first request.
+
+    hypercorn arms a connection's idle timer when it accepts it. Under a burst (a thousand
+    clients at once, the loop busy with the streams already running) a request that arrived
+    with its connection may not be read within the keep-alive timeout: the connection was
+    then closed with the request unanswered, and the client saw "Server disconnected without
+    sending a response". Between requests, the keep-alive timeout applies as configured.
+    """
+
+    _had_request = False
+
+    async def protocol_send(self, event: Event) -> None:
+        if isinstance(event, Updated) and not event.idle:
+            self._had_request = True
+        await super().protocol_send(event)
+
+    async def _idle_timeout(self) -> None:
+        timeout = self.config.keep_alive_timeout
+        if not self._had_request:
+            timeout = max(timeout, getattr(self.config, "first_request_timeout", timeout))
+        with trio.move_on_after(timeout):
+            await self.context.terminated.wait()
+        with trio.CancelScope(shield=True):
+            await self._initiate_server_close()
+
+
 async def serve(
     registry: ConfigRegistry,
     *,
@@ -74,6 +103,9 @@ async def serve(
     config.backlog = limits.backlog
     # Every protocol's idle connections close after it (h2c's too, with the wrapper above).
     config.keep_alive_timeout = limits.keep_alive_timeout_s
+    # A new connection's first request: as long as its body may take (see _TCPServer).
+    config.first_request_timeout = limits.body_timeout_s  # type: ignore[attr-defined]
+    setattr(hypercorn.trio.run, "TCPServer", _TCPServer)  # noqa: B010
     # The one place hypercorn's trio server makes its protocol wrapper.
     setattr(hypercorn.trio.tcp_server, "ProtocolWrapper", _ProtocolWrapper)  # noqa: B010
     # Starlette's and hypercorn's ASGI type names differ; the protocol is the same.

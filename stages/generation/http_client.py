@@ -1,70 +1,112 @@
-"""One pooled ``httpx.AsyncClient`` per ``LLMRails``, for the trio run it is used in."""
+"""The pooled HTTP connections of one ``LLMRails``, for the trio run they are used in."""
 
 from __future__ import annotations
 
 import contextlib
+import math
 import ssl
+from collections.abc import AsyncIterator
+from typing import Any
 
 import certifi
 import httpcore  # noqa: F401  (httpx imports it on its first client: ~75 ms of a first reply)
 import httpx
 import trio
 
-__all__ = ["HttpClients"]
+__all__ = ["POOL_SIZE", "HttpClients"]
+
+# The most connections one httpx client (one httpcore pool) holds. httpcore's pool does work
+# at each request's start and each response's close that grows with the square of its idle
+# connections (``_assign_requests_to_connections`` counts them once per idle connection): with
+# 1,000 streams through one pool, that was two thirds of the server's CPU. More connections
+# are spread over more pools.
+POOL_SIZE = 32
+
+
+class _Pool:
+    """One httpx client and the requests in flight on it."""
+
+    def __init__(self, client: httpx.AsyncClient) -> None:
+        self.client = client
+        self.in_flight = 0
 
 
 class HttpClients:
-    """Hands out the pooled client; closing it closes every pooled connection.
+    """Hands out pooled connections; closing it closes every one of them.
 
-    A client's connections belong to the event loop that opened them, so a new client is made
+    ``max_connections`` are split over ``ceil(max_connections / POOL_SIZE)`` httpx clients
+    (``max_keepalive_connections`` alike), and each request goes to the one with the fewest
+    requests in flight.
+
+    A client's connections belong to the event loop that opened them, so new clients are made
     when the facade is used from another ``trio.run`` (sync ``generate()`` runs one per call).
-    Each client is closed when its run ends, so a run that never calls ``aclose()`` leaves no
+    They are closed when their run ends, so a run that never calls ``aclose()`` leaves no
     connection open behind it.
     """
 
     def __init__(self, *, max_connections: int = 100, max_keepalive_connections: int = 20) -> None:
+        self.pool_count = max(1, math.ceil(max_connections / POOL_SIZE))
         self._limits = httpx.Limits(
-            max_connections=max_connections, max_keepalive_connections=max_keepalive_connections
+            max_connections=math.ceil(max_connections / self.pool_count),
+            max_keepalive_connections=math.ceil(max_keepalive_connections / self.pool_count),
         )
-        self._client: httpx.AsyncClient | None = None
+        self._pools: list[_Pool] = []
         self._run: object = None
-        self._closer: trio.CancelScope | None = None  # the current client's run-end task
+        self._closer: trio.CancelScope | None = None  # the current clients' run-end task
         # Made once, here: an SSL context costs ~50 ms (loading the CA bundle), which every new
         # client would otherwise pay on the first request of its run.
         self._ssl = ssl.create_default_context(cafile=certifi.where())
 
-    def client(self) -> httpx.AsyncClient:
+    @contextlib.asynccontextmanager
+    async def stream(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
+        """``httpx.AsyncClient.stream`` on the least busy pool."""
+        pool = min(self._current_pools(), key=lambda p: p.in_flight)
+        pool.in_flight += 1
+        try:
+            async with pool.client.stream(method, url, **kwargs) as response:
+                yield response
+        finally:
+            pool.in_flight -= 1
+
+    def _current_pools(self) -> list[_Pool]:
         run = trio.lowlevel.current_trio_token()
-        if self._client is None or self._run is not run:
+        if not self._pools or self._run is not run:
             # Timeouts are set per request; redirects are never followed for a POST.
-            client = httpx.AsyncClient(
-                limits=self._limits, timeout=None, follow_redirects=False, verify=self._ssl
-            )
+            clients = [
+                httpx.AsyncClient(
+                    limits=self._limits, timeout=None, follow_redirects=False, verify=self._ssl
+                )
+                for _ in range(self.pool_count)
+            ]
             closer = trio.CancelScope()
             # A system task, because trio cancels those only once the run's main task has
-            # ended: then no request of this run is left, and the client is closed in the run
-            # that owns its sockets.
+            # ended: then no request of this run is left, and the clients are closed in the
+            # run that owns their sockets.
             trio.lowlevel.spawn_system_task(
-                self._close_at_run_end, client, closer, name="railstream: close HTTP client"
+                self._close_at_run_end, clients, closer, name="railstream: close HTTP clients"
             )
-            self._client, self._run, self._closer = client, run, closer
-        return self._client
+            self._pools = [_Pool(c) for c in clients]
+            self._run, self._closer = run, closer
+        return self._pools
 
     @staticmethod
-    async def _close_at_run_end(client: httpx.AsyncClient, closer: trio.CancelScope) -> None:
+    async def _close_at_run_end(clients: list[httpx.AsyncClient], closer: trio.CancelScope) -> None:
         try:
             with closer:
                 await trio.sleep_forever()
         finally:
-            with trio.CancelScope(shield=True), contextlib.suppress(Exception):
-                # An error closing sockets at the run's end helps nobody, and one raised from
-                # a system task would crash the whole run (TrioInternalError).
-                await client.aclose()
+            with trio.CancelScope(shield=True):
+                for client in clients:
+                    # An error closing sockets at the run's end helps nobody, and one raised
+                    # from a system task would crash the whole run (TrioInternalError).
+                    with contextlib.suppress(Exception):
+                        await client.aclose()
 
     async def aclose(self) -> None:
-        client, self._client = self._client, None
+        pools, self._pools = self._pools, []
         closer, self._closer = self._closer, None
-        if client is not None and self._run is trio.lowlevel.current_trio_token():
-            await client.aclose()
+        if pools and self._run is trio.lowlevel.current_trio_token():
+            for pool in pools:
+                await pool.client.aclose()
             if closer is not None:
                 closer.cancel()  # its task has nothing left to close: let it end now

@@ -221,7 +221,7 @@ class OpenAIProvider:
             answered = False
             wait: float | None = None
             try:
-                async with self._clients.client().stream(
+                async with self._clients.stream(
                     "POST", self._url, json=body, headers=self._headers, timeout=self._timeout
                 ) as response:
                     answered = True

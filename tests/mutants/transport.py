@@ -125,4 +125,14 @@ MUTATIONS = [
         tests=(_BAD_JSON,),
         expect="[lone-surrogate]",
     ),
+    Mutation(
+        name="transport: a new connection's first request gets only the keep-alive timeout",
+        path="engine/server/run.py",
+        old='            timeout = max(timeout, getattr(self.config, "first_request_timeout", timeout))\n',
+        new="            pass\n",
+        tests=(
+            "tests/test_server_transport.py::"
+            "test_a_new_connection_has_its_body_timeout_to_send_its_first_request",
+        ),
+    ),
 ]
