@@ -138,14 +138,18 @@ MUTATIONS = [
         path="stages/generation/http_client.py",
         old="        self.pool_count = max(1, math.ceil(max_connections / POOL_SIZE))\n",
         new="        self.pool_count = 1\n",
-        tests=("tests/test_openai_provider.py::test_streams_spread_over_pools_of_at_most_pool_size_and_none_waits_for_a_connection",),
+        tests=(
+            "tests/test_openai_provider.py::test_streams_spread_over_pools_of_at_most_pool_size_and_none_waits_for_a_connection",
+        ),
     ),
     Mutation(
         name="provider: every request on the first pool",
         path="stages/generation/http_client.py",
         old="        pool = min(self._current_pools(), key=lambda p: p.in_flight)\n",
         new="        pool = self._current_pools()[0]\n",
-        tests=("tests/test_openai_provider.py::test_streams_spread_over_pools_of_at_most_pool_size_and_none_waits_for_a_connection",),
+        tests=(
+            "tests/test_openai_provider.py::test_streams_spread_over_pools_of_at_most_pool_size_and_none_waits_for_a_connection",
+        ),
         expect="waited for another's connection",
     ),
     Mutation(
@@ -153,6 +157,8 @@ MUTATIONS = [
         path="stages/generation/http_client.py",
         old="        pool.in_flight += 1\n",
         new="",
-        tests=("tests/test_openai_provider.py::test_streams_spread_over_pools_of_at_most_pool_size_and_none_waits_for_a_connection",),
+        tests=(
+            "tests/test_openai_provider.py::test_streams_spread_over_pools_of_at_most_pool_size_and_none_waits_for_a_connection",
+        ),
     ),
 ]
