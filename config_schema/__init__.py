@@ -4,6 +4,7 @@ from .actions import action as action
 from .errors import ConfigError as ConfigError
 from .errors import ConfigProblem as ConfigProblem
 from .models import BlocklistConfig as BlocklistConfig
+from .models import InputRailsConfig as InputRailsConfig
 from .models import ModelConfig as ModelConfig
 from .models import OutputRailsConfig as OutputRailsConfig
 from .models import OutputStreamingConfig as OutputStreamingConfig
@@ -18,6 +19,7 @@ __all__ = [
     "BlocklistConfig",
     "ConfigError",
     "ConfigProblem",
+    "InputRailsConfig",
     "ModelConfig",
     "OutputRailsConfig",
     "OutputStreamingConfig",

@@ -10,7 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import re
-from collections.abc import Iterator, Mapping
+from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path as FsPath
 from typing import Any
 
@@ -60,9 +60,8 @@ _NOT_SUPPORTED: dict[tuple[str, ...], str] = {
         )
     },
     **{
-        ("rails", key): "is not supported: railstream applies output rails only"
+        ("rails", key): "is not supported: railstream applies input and output rails only"
         for key in (
-            "input",
             "dialog",
             "retrieval",
             "tool_input",
@@ -92,6 +91,7 @@ _NOT_SUPPORTED: dict[tuple[str, ...], str] = {
 
 # Built-in flows: the prompt task each needs, and the model type it must have.
 _FLOW_PROMPTS = {
+    "self check input": "self_check_input",
     "self check output": "self_check_output",
     "content safety check output": "content_safety_check_output",
 }
@@ -234,6 +234,43 @@ def _not_supported_problems(data: Any) -> Iterator[tuple[Path, str]]:
             yield path, message
 
 
+def _timeout_problems(
+    base: Path,
+    default: float | None,
+    per_flow: Mapping[str, float],
+    flows: Sequence[str],
+    side: str,
+) -> Iterator[tuple[Path, str]]:
+    """``rail_timeout_s`` and ``rail_timeouts_s`` of one side's rails."""
+    if default is not None and default <= 0:
+        yield (*base, "rail_timeout_s"), f"must be > 0 (or null for none), got {default}"
+    for flow, seconds in per_flow.items():
+        if flow not in flows:
+            yield (*base, "rail_timeouts_s", flow), f"{flow!r} is not one of rails.{side}.flows"
+        elif seconds <= 0:
+            yield (*base, "rail_timeouts_s", flow), f"must be > 0, got {seconds}"
+
+
+def _flow_problems(
+    config: RailsConfig, prompt_tasks: list[str], side: str, flows: Sequence[str]
+) -> Iterator[tuple[Path, str]]:
+    """One side's flows: named, listed once, with the prompt and model a built-in needs."""
+    seen: set[str] = set()
+    for i, flow in enumerate(flows):
+        where = ("rails", side, "flows", i)
+        if not flow.strip():
+            yield where, "a flow name must not be empty"
+        elif flow in seen:
+            yield where, f"flow {flow!r} is listed twice"
+        seen.add(flow)
+        task = _FLOW_PROMPTS.get(flow)
+        if task is not None and task not in prompt_tasks:
+            yield where, f"flow {flow!r} needs a prompt with task {task!r} in prompts"
+        model_type = _FLOW_MODELS.get(flow)
+        if model_type is not None and config.model(model_type) is None:
+            yield where, f"flow {flow!r} needs a model of type {model_type!r} in models"
+
+
 def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator[tuple[Path, str]]:
     """Rules that span fields, checked once the config has its shape."""
     seen_types: set[str] = set()
@@ -285,17 +322,15 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
             (*base, "max_concurrent_checks"),
             f"must be >= 1, got {streaming.max_concurrent_checks}",
         )
-    if streaming.rail_timeout_s is not None and streaming.rail_timeout_s <= 0:
-        yield (
-            (*base, "rail_timeout_s"),
-            f"must be > 0 (or null for none), got {streaming.rail_timeout_s}",
-        )
 
-    for flow, seconds in streaming.rail_timeouts_s.items():
-        if flow not in output.flows:
-            yield (*base, "rail_timeouts_s", flow), f"{flow!r} is not one of rails.output.flows"
-        elif seconds <= 0:
-            yield (*base, "rail_timeouts_s", flow), f"must be > 0, got {seconds}"
+    yield from _timeout_problems(
+        base, streaming.rail_timeout_s, streaming.rail_timeouts_s, output.flows, "output"
+    )
+    inputs = config.rails.input
+    yield from _timeout_problems(
+        ("rails", "input"), inputs.rail_timeout_s, inputs.rail_timeouts_s, inputs.flows, "input"
+    )
+    yield from _flow_problems(config, prompt_tasks, "input", inputs.flows)
     blocklist = output.blocklist
     for j, pattern in enumerate(blocklist.patterns):
         try:
@@ -309,25 +344,8 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
         if not word.strip():
             yield ("rails", "output", "blocklist", "words", j), "a blocked word must not be empty"
 
-    seen_flows: set[str] = set()
+    yield from _flow_problems(config, prompt_tasks, "output", output.flows)
     for i, flow in enumerate(output.flows):
-        if not flow.strip():
-            yield ("rails", "output", "flows", i), "a flow name must not be empty"
-        elif flow in seen_flows:
-            yield ("rails", "output", "flows", i), f"flow {flow!r} is listed twice"
-        seen_flows.add(flow)
-        task = _FLOW_PROMPTS.get(flow)
-        if task is not None and task not in prompt_tasks:
-            yield (
-                ("rails", "output", "flows", i),
-                (f"flow {flow!r} needs a prompt with task {task!r} in prompts"),
-            )
-        model_type = _FLOW_MODELS.get(flow)
-        if model_type is not None and config.model(model_type) is None:
-            yield (
-                ("rails", "output", "flows", i),
-                f"flow {flow!r} needs a model of type {model_type!r} in models",
-            )
         if flow == "blocklist check output" and not (
             output.blocklist.words or output.blocklist.patterns
         ):

@@ -16,6 +16,7 @@ from .secrets import Parameters
 
 __all__ = [
     "BlocklistConfig",
+    "InputRailsConfig",
     "ModelConfig",
     "OutputRailsConfig",
     "OutputStreamingConfig",
@@ -81,9 +82,25 @@ class OutputRailsConfig:
 
 
 @attrs.frozen(kw_only=True)
-class RailsSection:
-    """``rails``: only output rails are supported; other NeMo sections are rejected."""
+class InputRailsConfig:
+    """``rails.input``: the flows applied to the user's message before the reply is released.
 
+    They run on the last user message, once, before the model is asked; a block answers with
+    NeMo's refusal. ``rail_timeout_s`` (and ``rail_timeouts_s`` per flow) bound each rail: past
+    it, the rail fails closed.
+    """
+
+    flows: tuple[str, ...] = ()
+    parallel: bool = False
+    rail_timeout_s: float | None = 30.0
+    rail_timeouts_s: dict[str, float] = attrs.field(factory=dict)
+
+
+@attrs.frozen(kw_only=True)
+class RailsSection:
+    """``rails``: input and output rails; NeMo's other sections are refused."""
+
+    input: InputRailsConfig = attrs.field(factory=InputRailsConfig)
     output: OutputRailsConfig = attrs.field(factory=OutputRailsConfig)
 
 

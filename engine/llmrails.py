@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
-from typing import Any
+from typing import Any, Literal
 
 import sniffio
 import trio
@@ -43,6 +43,9 @@ BLOCKED_REPLY = "I'm sorry, I can't respond to that."
 INTERNAL_ERROR_REPLY = "I'm sorry, an internal error has occurred."
 
 _ROLES = ("system", "user", "assistant", "tool", "developer")
+
+Side = Literal["input", "output"]
+_SIDES: tuple[Side, ...] = ("input", "output")
 
 
 def _validate_messages(messages: object) -> tuple[dict[str, Any], ...]:
@@ -101,7 +104,7 @@ class LLMRails:
         if llm is not None:
             self._providers["main"] = llm
         self._builtin: dict[str, Rail] = {}
-        for flow in config.rails.output.flows:
+        for flow in (*config.rails.input.flows, *config.rails.output.flows):
             rail = builtin_rail(flow, config, self._providers)
             if rail is not None:
                 self._builtin[flow] = rail
@@ -138,9 +141,10 @@ class LLMRails:
         """
         source = self.config.source
         problems = [
-            locate(source, ("rails", "output", "flows", i), self._no_rail(flow))
-            for i, flow in enumerate(self.config.rails.output.flows)
-            if self._rail(flow) is None
+            locate(source, ("rails", side, "flows", i), self._no_rail(flow, side))
+            for side in _SIDES
+            for i, flow in enumerate(self._flows(side))
+            if self._rail(flow, side) is None
         ]
         if main_model and "main" not in self._providers:
             problems.append(locate(source, ("models",), "no model of type main: add one to models"))
@@ -297,28 +301,31 @@ class LLMRails:
                     param=name,
                 )
 
-    def _rail(self, flow: str) -> Rail | None:
+    def _flows(self, side: Side) -> tuple[str, ...]:
+        return self.config.rails.input.flows if side == "input" else self.config.rails.output.flows
+
+    def _rail(self, flow: str, side: Side = "output") -> Rail | None:
         builtin = self._builtin.get(flow)
         if builtin is not None:
             return builtin
         action = self._actions.get(flow.replace(" ", "_"))
-        return None if action is None else ActionRail(flow, action)
+        return None if action is None else ActionRail(flow, action, side)
 
     @staticmethod
-    def _no_rail(flow: str) -> str:
+    def _no_rail(flow: str, side: Side = "output") -> str:
         action_name = flow.replace(" ", "_")
         return (
-            f"output flow {flow!r} has no rail: it is not a built-in rail and no action named "
+            f"{side} flow {flow!r} has no rail: it is not a built-in rail and no action named "
             f"{action_name!r} is registered (add @action() to it in actions.py, or "
             f"call rails.register_action(fn, name={action_name!r}))"
         )
 
-    def _rails(self) -> list[Rail]:
+    def _rails(self, side: Side = "output") -> list[Rail]:
         rails: list[Rail] = []
-        for flow in self.config.rails.output.flows:
-            rail = self._rail(flow)
+        for flow in self._flows(side):
+            rail = self._rail(flow, side)
             if rail is None:
-                raise RailNotFoundError(self._no_rail(flow))
+                raise RailNotFoundError(self._no_rail(flow, side))
             rails.append(rail)
         return rails
 
@@ -342,6 +349,7 @@ class LLMRails:
             checked = _validate_messages(messages)
         parsed = parse_options(options)
         rails = self._rails()
+        input_rails = self._rails("input")
         provider: ChatProvider
         if generator is not None:
             if not hasattr(generator, "__anext__"):
@@ -359,6 +367,7 @@ class LLMRails:
             (m["content"] or "" for m in reversed(checked) if m["role"] == "user"), ""
         )
         streaming_config = self.config.rails.output.streaming
+        inputs = self.config.rails.input
         parameters = dict(parsed.llm_params) if parsed else {}
         self._check_request_parameters(parameters)
         request = ChatRequest(messages=checked, task="general", parameters=parameters)
@@ -374,6 +383,11 @@ class LLMRails:
             stream_first=streaming_config.stream_first if streaming else False,
             max_concurrent_checks=streaming_config.max_concurrent_checks,
             user_message=user_message,
+            input_rails=input_rails,
+            input_parallel=inputs.parallel,
+            input_rail_timeout_s=inputs.rail_timeout_s,
+            input_rail_timeouts_s=inputs.rail_timeouts_s,
+            refusal=BLOCKED_REPLY,
             config=self.config,
             host=host,
         )

@@ -144,7 +144,7 @@ class ActivatedRail:
             duration=run.duration,
         )
         return cls(
-            type="output",
+            type=run.side,
             name=run.rail,
             decisions=[f"execute {run.action}", *(["stop"] if stop else [])],
             executed_actions=[executed],

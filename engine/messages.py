@@ -244,7 +244,7 @@ class LLMCall:
 
 @attrs.frozen(kw_only=True)
 class RailRun:
-    """One rail run on one window."""
+    """One rail run on one window (an input rail's window is the user's message)."""
 
     rail: str
     action: str
@@ -255,6 +255,7 @@ class RailRun:
     duration: float
     reason: str | None = None
     return_value: Any = None
+    side: Literal["input", "output"] = "output"
 
 
 LogRecord = LLMCall | RailRun

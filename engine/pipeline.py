@@ -1,4 +1,9 @@
-"""The pipeline: four stages in one nursery, joined by bounded channels.
+"""The pipeline: input rails on the user's message, then four stages in one nursery, joined
+by bounded channels.
+
+    user message ─▶ input rails ─(block)─▶ refusal ─────────────────────────▶ consumer
+                        │ pass
+                        ▼
 
     ┌────────────┐ GenerationEvent ┌───────────┐ BufferEvent ┌───────┐ OutputEvent
     │ generation │───────(4)──────▶│ buffering │─────(4)────▶│ rails │─────(1)─────▶ consumer
@@ -24,7 +29,15 @@ from typing import Any
 import attrs
 import trio
 
-from engine.messages import BufferEvent, GenerationEvent, LogRecord, OutputEvent
+from engine.messages import (
+    BufferEvent,
+    GenerationEvent,
+    LogRecord,
+    OutputEvent,
+    Released,
+    StreamFailed,
+    Window,
+)
 from stages.buffering import WindowBuffer, run_buffering
 from stages.generation import ChatProvider, ChatRequest, run_generation
 from stages.rails import Rail, RailContext, WindowEvaluator, run_rails
@@ -53,6 +66,12 @@ class PipelinePlan:
     stream_first: bool = True
     max_concurrent_checks: int = 1
     user_message: str = ""
+    # Run once on user_message before the model is asked; a block answers with ``refusal``.
+    input_rails: Sequence[Rail] = ()
+    input_parallel: bool = False
+    input_rail_timeout_s: float | None = None
+    input_rail_timeouts_s: Mapping[str, float] = attrs.field(factory=dict)
+    refusal: str = "I'm sorry, I can't respond to that."
     config: Any = None
     # Where the application's actions and generator run (its event loop, worker threads).
     host: UserCode = attrs.field(factory=TrioUserCode)
@@ -110,14 +129,16 @@ class Pipeline:
             generation_usage, rails_usage = usage_send.clone(), usage_send.clone()
             usage_send.close()  # the usage stage ends when both clones are closed
             with self._stages_scope, output_send, generation_usage, rails_usage:
+                context = RailContext(
+                    user_message=plan.user_message,
+                    config=plan.config,
+                    record=rails_usage.send,
+                    host=plan.host,
+                )
+                if plan.input_rails and not await self._input_passes(context, output_send):
+                    return  # blocked: the model is never asked
                 evaluator = None
                 if has_rails:
-                    context = RailContext(
-                        user_message=plan.user_message,
-                        config=plan.config,
-                        record=rails_usage.send,
-                        host=plan.host,
-                    )
                     evaluator = WindowEvaluator(
                         plan.rails,
                         parallel=plan.parallel,
@@ -147,6 +168,32 @@ class Pipeline:
                     stages.start_soon(
                         self._run_last_stage, windows_recv, output_send, evaluator, stages
                     )
+
+    async def _input_passes(
+        self, context: RailContext, outbox: trio.MemorySendChannel[OutputEvent]
+    ) -> bool:
+        """Run the input rails on the user's message; on a block, send the refusal and the
+        block (a rail that failed closed: its error) and answer False."""
+        plan = self.plan
+        evaluator = WindowEvaluator(
+            plan.input_rails,
+            parallel=plan.input_parallel,
+            timeout=plan.input_rail_timeout_s,
+            timeouts=plan.input_rail_timeouts_s,
+            context=context,
+            side="input",
+        )
+        message = Window(index=0, tokens=(plan.user_message,), context_len=0, start=0)
+        verdict = await evaluator.evaluate(message)
+        if verdict.error is None:
+            return True
+        try:
+            if verdict.error.type == "guardrails_violation":
+                await outbox.send(Released(plan.refusal))  # NeMo's answer to a blocked input
+            await outbox.send(StreamFailed(verdict.error, "content_filter"))
+        except trio.BrokenResourceError:
+            pass  # the consumer closed its end: it wants nothing more
+        return False
 
     async def _run_last_stage(
         self,

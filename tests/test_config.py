@@ -52,7 +52,7 @@ models:
     parameters: {responses: [], delay_ms: -1, temperature: 0}
 instructions: []
 rails:
-  input: {flows: [x]}
+  dialog: {flows: [x]}
   output:
     flows: [self check output, check x, check x]
     streaming:
@@ -73,7 +73,7 @@ def test_every_shape_problem_is_reported_at_once_with_its_line() -> None:
         "<yaml_content>:3: models[0].engin: unknown key",
         "<yaml_content>:4: models[1].type: expected a string, got an integer",
         "<yaml_content>:7: instructions: is a NeMo Guardrails setting that railstream does not support",
-        "<yaml_content>:9: rails.input: is not supported: railstream applies output rails only",
+        "<yaml_content>:9: rails.dialog: is not supported: railstream applies input and output rails only",
         "<yaml_content>:13: rails.output.streaming.enabled: expected true or false, got a string",
         "<yaml_content>:15: rails.output.streaming.bogus: unknown key",
         "<yaml_content>:18: prompts[0].content: expected a string, got an integer",
@@ -91,7 +91,7 @@ def test_every_value_problem_is_reported_at_once_with_its_line() -> None:
         .replace("content: 1", "content: c")
         .replace("instructions: []\n", "")
     )
-    fixed = fixed.replace("  input: {flows: [x]}\n", "")
+    fixed = fixed.replace("  dialog: {flows: [x]}\n", "")
     with pytest.raises(ConfigError) as exc:
         RailsConfig.from_content(yaml_content=fixed)
     assert problems(exc) == [
@@ -173,7 +173,7 @@ def test_every_value_problem_is_reported_at_once_with_its_line() -> None:
         ),
         pytest.param(
             "rails: {dialog: {}, output: {apply_to_reasoning_traces: true}}\n",
-            "<yaml_content>:1: rails.dialog: is not supported: railstream applies output rails only\n"
+            "<yaml_content>:1: rails.dialog: is not supported: railstream applies input and output rails only\n"
             "<yaml_content>:1: rails.output.apply_to_reasoning_traces: is not supported by railstream",
             id="nemo-only",
         ),

@@ -7,6 +7,7 @@ from .actions import interpret_result as interpret_result
 from .builtin import BUILTIN_RAIL_PROMPTS as BUILTIN_RAIL_PROMPTS
 from .builtin import BlocklistCheckOutput as BlocklistCheckOutput
 from .builtin import ContentSafetyCheckOutput as ContentSafetyCheckOutput
+from .builtin import SelfCheckInput as SelfCheckInput
 from .builtin import SelfCheckOutput as SelfCheckOutput
 from .builtin import builtin_rail as builtin_rail
 from .builtin import normalise_blocklist_text as normalise_blocklist_text
@@ -31,6 +32,7 @@ __all__ = [
     "RailContext",
     "RailResult",
     "RailResultError",
+    "SelfCheckInput",
     "SelfCheckOutput",
     "Verdict",
     "WindowEvaluator",

@@ -1,5 +1,7 @@
 """Built-in rails.
 
+- ``self check input``: an LLM judge of the user's message, with the ``self_check_input``
+  prompt (an input rail: ``{{ user_input }}`` is the message, ``{{ bot_response }}`` empty).
 - ``self check output``: an LLM judge with the ``self_check_output`` prompt.
 - ``content safety check output``: a Llama Guard-style judge on the ``content_safety`` model
   with the ``content_safety_check_output`` prompt; answers ``safe``, or ``unsafe`` and then
@@ -31,6 +33,7 @@ __all__ = [
     "BUILTIN_RAIL_PROMPTS",
     "BlocklistCheckOutput",
     "ContentSafetyCheckOutput",
+    "SelfCheckInput",
     "SelfCheckOutput",
     "normalise_blocklist_text",
     "parse_judge_answer",
@@ -39,6 +42,7 @@ __all__ = [
 
 # Judge flows, the prompt task each needs, and the model type that serves it (else main).
 BUILTIN_RAIL_PROMPTS = {
+    "self check input": ("self_check_input", "self_check_input"),
     "self check output": ("self_check_output", "self_check_output"),
     "content safety check output": ("content_safety_check_output", "content_safety"),
 }
@@ -124,6 +128,7 @@ class _LLMJudge:
 
     name: str
     action_name: str
+    side: Literal["input", "output"] = "output"
 
     def __init__(self, *, template: str, provider: ChatProvider) -> None:
         source = _ENV.parse(template)
@@ -138,7 +143,12 @@ class _LLMJudge:
         self._provider = provider
 
     async def _ask(self, window: Window, context: RailContext) -> str:
-        prompt = self._template.render(bot_response=window.text, user_input=context.user_message)
+        if self.side == "input":  # the window is the user's message; there is no reply yet
+            prompt = self._template.render(bot_response="", user_input=window.text)
+        else:
+            prompt = self._template.render(
+                bot_response=window.text, user_input=context.user_message
+            )
         request = ChatRequest(
             messages=({"role": "user", "content": prompt},), task=self.action_name
         )
@@ -197,6 +207,12 @@ class SelfCheckOutput(_LLMJudge):
         allowed = parse_judge_answer(answer)
         reason = None if allowed else f"the judge answered {answer.strip()[:80]!r}"
         return RailResult(allowed=allowed, reason=reason, return_value=allowed)
+
+
+class SelfCheckInput(SelfCheckOutput):
+    name = "self check input"
+    action_name = "self_check_input"
+    side = "input"
 
 
 class ContentSafetyCheckOutput(_LLMJudge):
@@ -298,12 +314,15 @@ def builtin_rail(flow: str, config: Any, providers: dict[str, ChatProvider]) -> 
         return None
     task, model_type = judge
     prompt = config.prompt(task)
-    provider = providers.get(model_type) or (
-        providers.get("main") if flow == "self check output" else None
-    )
+    self_check = flow in ("self check input", "self check output")
+    provider = providers.get(model_type) or (providers.get("main") if self_check else None)
     if prompt is None or provider is None:
         raise ValueError(
             f"flow {flow!r} needs a prompt for {task!r} and a model of type {model_type!r}"
         )
-    cls = SelfCheckOutput if flow == "self check output" else ContentSafetyCheckOutput
-    return cls(template=prompt.content, provider=provider)
+    classes: dict[str, type[_LLMJudge]] = {
+        "self check input": SelfCheckInput,
+        "self check output": SelfCheckOutput,
+        "content safety check output": ContentSafetyCheckOutput,
+    }
+    return classes[flow](template=prompt.content, provider=provider)

@@ -1,11 +1,12 @@
-"""Running a window through the output rails: in order, or all at once, each with a timeout."""
+"""Running a window through the rails (the reply's window for output rails, the user's message
+for input rails): in order, or all at once, each with a timeout."""
 
 from __future__ import annotations
 
 import contextlib
 import math
 from collections.abc import Mapping, Sequence
-from typing import Literal
+from typing import Any, Literal
 
 import attrs
 import trio
@@ -19,25 +20,39 @@ __all__ = ["ActionRail", "Verdict", "WindowEvaluator"]
 
 
 class ActionRail:
-    """A flow served by a registered action (``check no secrets`` -> ``check_no_secrets``)."""
+    """A flow served by a registered action (``check no secrets`` -> ``check_no_secrets``).
 
-    def __init__(self, name: str, action: Action) -> None:
+    An output rail's action gets the window as ``bot_message``; an input rail's gets the
+    user's message as ``user_message`` and no ``bot_message`` (there is no reply yet).
+    """
+
+    def __init__(
+        self, name: str, action: Action, side: Literal["input", "output"] = "output"
+    ) -> None:
         self.name = name
         self.action_name = action.name
+        self.side = side
         self._action = action
 
     async def check(self, window: Window, context: RailContext) -> RailResult:
         text = window.text
-        arguments = {
-            "bot_message": text,
-            "user_message": context.user_message,
-            "context": {
+        if self.side == "input":
+            arguments: dict[str, Any] = {
+                "user_message": text,
+                "context": {"user_message": text},
+                "config": context.config,
+            }
+        else:
+            arguments = {
                 "bot_message": text,
                 "user_message": context.user_message,
-                "window_index": window.index,
-            },
-            "config": context.config,
-        }
+                "context": {
+                    "bot_message": text,
+                    "user_message": context.user_message,
+                    "window_index": window.index,
+                },
+                "config": context.config,
+            }
         value = await self._action(arguments, context.host)
         allowed, reason = interpret_result(value)
         return RailResult(allowed=allowed, reason=reason, return_value=value)
@@ -65,8 +80,10 @@ class WindowEvaluator:
         timeout: float | None,
         context: RailContext,
         timeouts: Mapping[str, float] | None = None,
+        side: Literal["input", "output"] = "output",
     ) -> None:
         self._rails = tuple(rails)
+        self._side = side
         self._parallel = parallel and len(self._rails) > 1
         default = math.inf if timeout is None else timeout
         # Per rail: its own limit if it has one, else the default.
@@ -131,6 +148,7 @@ class WindowEvaluator:
                     **watch.stamps(),
                     reason=reason,
                     return_value=None if result is None else result.return_value,
+                    side=self._side,
                 )
             )
         return error

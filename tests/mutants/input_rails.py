@@ -1,0 +1,73 @@
+"""Input rails (tests/test_input_rails.py): run on the user's message before the model is
+asked, fail closed, and answer a block with the refusal (issue 14)."""
+
+from tests.mutation_check import Mutation
+
+T = "tests/test_input_rails.py::"
+BLOCK = T + "test_an_input_block_answers_the_refusal_and_never_asks_the_model"
+
+MUTATIONS = [
+    Mutation(
+        name="input rails: never run",
+        path="engine/pipeline.py",
+        old="                if plan.input_rails and not await self._input_passes(context, output_send):\n",
+        new="                if False:\n",
+        tests=(BLOCK, T + "test_an_input_rail_that_raises_fails_closed_and_the_model_is_not_asked"),
+    ),
+    Mutation(
+        name="input rails: a block sends no refusal",
+        path="engine/pipeline.py",
+        old="                await outbox.send(Released(plan.refusal))  # NeMo's answer to a blocked input\n",
+        new="                pass\n",
+        tests=(BLOCK,),
+    ),
+    Mutation(
+        name="input rails: their runs are logged as output rails",
+        path="engine/pipeline.py",
+        old='            side="input",\n',
+        new="",
+        tests=(BLOCK,),
+    ),
+    Mutation(
+        name="input rails: the facade gives the pipeline none",
+        path="engine/llmrails.py",
+        old='        input_rails = self._rails("input")\n',
+        new="        input_rails: list[Rail] = []\n",
+        tests=(BLOCK,),
+    ),
+    Mutation(
+        name="input rails: check() resolves output flows only",
+        path="engine/llmrails.py",
+        old="            for side in _SIDES\n",
+        new='            for side in ("output",)\n',
+        tests=(T + "test_an_input_flow_with_no_rail_is_named_with_its_file_and_line",),
+    ),
+    Mutation(
+        name="input rails: rails.input.parallel ignored",
+        path="engine/pipeline.py",
+        old="            parallel=plan.input_parallel,\n",
+        new="            parallel=False,\n",
+        tests=(T + "test_parallel_input_rails_the_first_block_cancels_the_others",),
+    ),
+    Mutation(
+        name="input rails: per-flow timeouts ignored",
+        path="engine/pipeline.py",
+        old="            timeouts=plan.input_rail_timeouts_s,\n",
+        new="            timeouts={},\n",
+        tests=(T + "test_an_input_rail_past_its_timeout_fails_closed",),
+    ),
+    Mutation(
+        name="input rails: self check input is not a built-in",
+        path="stages/rails/builtin.py",
+        old='    "self check input": ("self_check_input", "self_check_input"),\n',
+        new="",
+        tests=(T + "test_self_check_input_asks_its_judge_with_the_user_message",),
+    ),
+    Mutation(
+        name="input rails: the loader does not ask self check input for its prompt",
+        path="config_schema/loader.py",
+        old='    yield from _flow_problems(config, prompt_tasks, "input", inputs.flows)\n',
+        new="",
+        tests=(T + "test_self_check_input_without_its_prompt_is_refused_at_load",),
+    ),
+]
