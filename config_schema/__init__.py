@@ -2,9 +2,11 @@
 
 from .actions import action as action
 from .errors import ConfigError as ConfigError
+from .errors import ConfigIgnoredWarning as ConfigIgnoredWarning
 from .errors import ConfigProblem as ConfigProblem
 from .models import BlocklistConfig as BlocklistConfig
 from .models import InputRailsConfig as InputRailsConfig
+from .models import InstructionConfig as InstructionConfig
 from .models import ModelConfig as ModelConfig
 from .models import OutputRailsConfig as OutputRailsConfig
 from .models import OutputStreamingConfig as OutputStreamingConfig
@@ -18,8 +20,10 @@ from .secrets import redacted as redacted
 __all__ = [
     "BlocklistConfig",
     "ConfigError",
+    "ConfigIgnoredWarning",
     "ConfigProblem",
     "InputRailsConfig",
+    "InstructionConfig",
     "ModelConfig",
     "OutputRailsConfig",
     "OutputStreamingConfig",

@@ -10,7 +10,7 @@ from collections.abc import Iterable
 
 import attrs
 
-__all__ = ["ConfigError", "ConfigProblem"]
+__all__ = ["ConfigError", "ConfigIgnoredWarning", "ConfigProblem"]
 
 
 @attrs.frozen(kw_only=True)
@@ -33,3 +33,10 @@ class ConfigError(ValueError):
     def __init__(self, problems: Iterable[ConfigProblem]) -> None:
         self.problems: tuple[ConfigProblem, ...] = tuple(problems)
         super().__init__("\n".join(str(p) for p in self.problems))
+
+
+class ConfigIgnoredWarning(UserWarning):
+    """A NeMo Guardrails setting that tunes only what railstream does not have (dialog rails'
+    sample conversation, Colang's version, ...): accepted, and ignored. One warning per key,
+    ``file:line: key: ignored: why``. A setting that would define or change a rail is never
+    ignored: it is a :class:`ConfigError`."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import copy
 import os
 import re
+import warnings
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path as FsPath
 from typing import Any
@@ -23,7 +24,7 @@ from ruamel.yaml.error import MarkedYAMLError, YAMLError
 from .actions import load_actions_file
 from .converter import Path, make_converter, structure_problems, type_name
 from .engines import SUPPORTED_ENGINES, engine_parameter_problems
-from .errors import ConfigError, ConfigProblem
+from .errors import ConfigError, ConfigIgnoredWarning, ConfigProblem
 from .models import RailsConfig
 
 __all__ = ["load_content", "load_path", "locate"]
@@ -39,18 +40,11 @@ _NOT_SUPPORTED: dict[tuple[str, ...], str] = {
     **{
         (key,): "is a NeMo Guardrails setting that railstream does not support"
         for key in (
-            "instructions",
-            "sample_conversation",
-            "colang_version",
             "core",
             "passthrough",
-            "lowest_temperature",
-            "enable_multi_step_generation",
             "custom_data",
             "knowledge_base",
             "actions_server_url",
-            "embedding_search_provider",
-            "tracing",
             "import_paths",
             "user_messages",
             "bot_messages",
@@ -87,6 +81,25 @@ _NOT_SUPPORTED: dict[tuple[str, ...], str] = {
             "max_tokens",
         )
     },
+}
+
+# NeMo Guardrails settings that tune only what railstream does not have: accepted, ignored,
+# with one warning each (ConfigIgnoredWarning). None of them defines or changes a rail.
+_IGNORED: dict[tuple[str, ...], str] = {
+    (
+        "sample_conversation",
+    ): "it shapes the prompts of NeMo's dialog rails, which railstream does not have",
+    ("colang_version",): "railstream runs no Colang (Colang files are refused)",
+    (
+        "lowest_temperature",
+    ): "it is the temperature of NeMo's dialog-rail calls, which railstream does not make",
+    (
+        "enable_multi_step_generation",
+    ): "it changes NeMo's dialog generation, which railstream does not have",
+    (
+        "embedding_search_provider",
+    ): "it serves NeMo's dialog and retrieval rails, which railstream does not have",
+    ("tracing",): "railstream does not export NeMo's traces",
 }
 
 # Built-in flows: the prompt task each needs, and the model type it must have.
@@ -297,6 +310,13 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
                 "required for engine openai: the model name the server serves",
             )
 
+    for i, instruction in enumerate(config.instructions):
+        if instruction.type != "general":
+            yield (
+                ("instructions", i, "type"),
+                f"unknown instruction type {instruction.type!r} (the one NeMo defines is general)",
+            )
+
     policy = config.request_parameters
     for name in policy.max:
         if policy.allow is not None and name not in policy.allow:
@@ -380,6 +400,16 @@ def _build(
     data = _plain(config_doc.root)
     for path, problem in _not_supported_problems(data):
         report(config_doc, path, problem)
+    ignored = [
+        ConfigProblem(
+            file=config_doc.file,
+            line=config_doc.line(path),
+            path=_format_path(path),
+            problem=f"ignored: {why}",
+        )
+        for pattern, why in _IGNORED.items()
+        for path in _pop_not_supported(data, pattern)
+    ]
     # Endpoints and model names often come from the environment (one config, many deployments).
     if isinstance(data.get("models"), list):
         for path, problem in _interpolate(data["models"], ("models",), os.environ):
@@ -446,6 +476,8 @@ def _build(
         problems.sort(key=lambda p: (p.file != config_doc.file, p.file, p.line or 0))
         raise ConfigError(dict.fromkeys(problems))
     assert config is not None
+    for setting in ignored:  # only for a config that loads: an error says more than these
+        warnings.warn(str(setting), ConfigIgnoredWarning, stacklevel=4)
     return attrs.evolve(config, actions=dict(actions or {}), source=source)
 
 

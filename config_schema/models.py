@@ -17,6 +17,7 @@ from .secrets import Parameters
 __all__ = [
     "BlocklistConfig",
     "InputRailsConfig",
+    "InstructionConfig",
     "ModelConfig",
     "OutputRailsConfig",
     "OutputStreamingConfig",
@@ -118,6 +119,15 @@ class RequestParametersConfig:
 
 
 @attrs.frozen(kw_only=True)
+class InstructionConfig:
+    """One entry of ``instructions`` (NeMo's): ``general`` instructions become the main
+    call's system message, before the conversation's own messages."""
+
+    type: str
+    content: str
+
+
+@attrs.frozen(kw_only=True)
 class PromptConfig:
     """One entry of ``prompts``: the template used for an LLM task."""
 
@@ -139,6 +149,7 @@ class RailsConfig:
     streaming: bool = False
     rails: RailsSection = attrs.field(factory=RailsSection)
     prompts: tuple[PromptConfig, ...] = ()
+    instructions: tuple[InstructionConfig, ...] = ()
     request_parameters: RequestParametersConfig = attrs.field(factory=RequestParametersConfig)
     # Not from YAML: actions found in the folder's actions.py, and where the config came from.
     actions: Mapping[str, Callable[..., Any]] = attrs.field(

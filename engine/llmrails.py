@@ -370,6 +370,11 @@ class LLMRails:
         inputs = self.config.rails.input
         parameters = dict(parsed.llm_params) if parsed else {}
         self._check_request_parameters(parameters)
+        if self.config.instructions and generator is None:
+            # NeMo's general instructions: the main call's system message, before the
+            # conversation's own (the rails see the user's message, not these).
+            system = "\n".join(i.content.strip() for i in self.config.instructions)
+            checked = ({"role": "system", "content": system}, *checked)
         request = ChatRequest(messages=checked, task="general", parameters=parameters)
         return PipelinePlan(
             provider=provider,

@@ -140,8 +140,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         print("no mutation matches")
         return 2
     with tempfile.TemporaryDirectory(prefix="railstream-mutants-") as tmp:
-        copy = Path(tmp)
+        copy = Path(tmp) / "main"
         _copy_project(copy)
+        # The tests read the shared corpus (../shared/nemo-configs) beside the project.
+        shared = ROOT.parent / "shared"
+        if shared.exists():
+            (Path(tmp) / "shared").symlink_to(shared.resolve())
         # The guarding tests must pass on the unmutated code, or a failure proves nothing.
         guards = sorted({t for m in mutations for t in m.tests})
         code, output, took = _pytest(copy, guards, 600)

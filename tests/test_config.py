@@ -50,7 +50,7 @@ models:
   - type: 3
     engine: scripted
     parameters: {responses: [], delay_ms: -1, temperature: 0}
-instructions: []
+passthrough: true
 rails:
   dialog: {flows: [x]}
   output:
@@ -72,7 +72,7 @@ def test_every_shape_problem_is_reported_at_once_with_its_line() -> None:
         "<yaml_content>:2: models[0].engine: required key is missing",
         "<yaml_content>:3: models[0].engin: unknown key",
         "<yaml_content>:4: models[1].type: expected a string, got an integer",
-        "<yaml_content>:7: instructions: is a NeMo Guardrails setting that railstream does not support",
+        "<yaml_content>:7: passthrough: is a NeMo Guardrails setting that railstream does not support",
         "<yaml_content>:9: rails.dialog: is not supported: railstream applies input and output rails only",
         "<yaml_content>:13: rails.output.streaming.enabled: expected true or false, got a string",
         "<yaml_content>:15: rails.output.streaming.bogus: unknown key",
@@ -89,7 +89,7 @@ def test_every_value_problem_is_reported_at_once_with_its_line() -> None:
     fixed = (
         fixed.replace("      bogus: 1\n", "")
         .replace("content: 1", "content: c")
-        .replace("instructions: []\n", "")
+        .replace("passthrough: true\n", "")
     )
     fixed = fixed.replace("  dialog: {flows: [x]}\n", "")
     with pytest.raises(ConfigError) as exc:

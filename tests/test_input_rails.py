@@ -132,10 +132,12 @@ async def test_an_input_block_answers_the_refusal_and_never_asks_the_model(
 async def test_an_input_rail_checks_the_last_user_message_not_the_others(
     autojump_clock: trio.testing.MockClock, make: Any
 ) -> None:
-    seen: list[str] = []
+    """Its action gets the last user message as user_message (and in context), and no
+    bot_message: there is no reply yet."""
+    seen: list[Any] = []
 
-    def record(user_message: str) -> bool:
-        seen.append(user_message)
+    def record(user_message: str, context: dict[str, Any], bot_message: str | None = None) -> bool:
+        seen.append((user_message, context, bot_message))
         return True
 
     rails = make({"check_user_message": record})
@@ -147,7 +149,7 @@ async def test_an_input_rail_checks_the_last_user_message_not_the_others(
     ]
     with trio.fail_after(HANG_GUARD_S):
         await rails.generate_async(messages=messages)
-    assert seen == ["second"]
+    assert seen == [("second", {"user_message": "second"}, None)]
 
 
 async def test_an_input_rail_that_raises_fails_closed_and_the_model_is_not_asked(

@@ -62,7 +62,13 @@ class Action:
 
     async def __call__(self, arguments: Mapping[str, Any], host: UserCode) -> Any:
         """Run the action where the application's code runs (see ``stages.usercode``)."""
-        kwargs = dict(arguments) if self.wants is None else {k: arguments[k] for k in self.wants}
+        # What this side of the rails does not give (an input rail has no bot_message) is left
+        # to the parameter's default.
+        kwargs = (
+            dict(arguments)
+            if self.wants is None
+            else {k: arguments[k] for k in self.wants if k in arguments}
+        )
         call = functools.partial(self.fn, **kwargs)
         if self.is_async:
             return await host.run_async(call)
