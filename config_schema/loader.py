@@ -241,6 +241,63 @@ def _drop(data: Any, path: Path) -> bool:
     return False
 
 
+# NeMo's engines that are OpenAI-compatible servers, and the URL each defaults to.
+_OPENAI_COMPATIBLE: dict[str, str | None] = {
+    "nim": "https://integrate.api.nvidia.com/v1",  # NVIDIA's hosted endpoint
+    "vllm_openai": None,  # a vLLM server of your own: its URL is required
+}
+# NeMo's (LangChain's) spellings of the OpenAI provider's parameters.
+_NEMO_SPELLINGS = {"openai_api_base": "base_url", "openai_api_key": "api_key"}
+
+
+def _nemo_models(data: Any) -> Iterator[tuple[Path, str]]:
+    """Rewrite NeMo's ways of writing a model into railstream's, in place (README, "Coming
+    from NeMo Guardrails"): engines ``nim`` and ``vllm_openai`` are ``openai`` with their own
+    defaults; ``openai_api_base`` is ``base_url``; the model's name may be ``model`` or
+    ``model_name`` in ``parameters``. Yields what cannot be rewritten."""
+    models = data.get("models") if isinstance(data, dict) else None
+    for i, model in enumerate(models if isinstance(models, list) else []):
+        if not isinstance(model, dict) or not isinstance(model.get("parameters", {}), dict):
+            continue
+        params = model.setdefault("parameters", {})
+        for nemo, ours in _NEMO_SPELLINGS.items():
+            if nemo in params:
+                if ours in params:
+                    yield ("models", i, "parameters", nemo), f"set {ours} or {nemo}, not both"
+                else:
+                    params[ours] = params.pop(nemo)
+        for key in ("model_name", "model"):
+            if key in params:
+                name = params.pop(key)
+                if model.get("model") not in (None, name):
+                    yield (
+                        ("models", i, "parameters", key),
+                        f"names the model {name!r}, and models[{i}].model {model['model']!r}: "
+                        "name it once",
+                    )
+                else:
+                    model["model"] = name
+        engine = model.get("engine")
+        if isinstance(engine, str) and engine in _OPENAI_COMPATIBLE:
+            model["engine"] = "openai"
+            default = _OPENAI_COMPATIBLE[engine]
+            if "base_url" not in params:
+                if default is None:
+                    yield (
+                        ("models", i, "engine"),
+                        f"engine {engine} needs its server's URL: parameters.base_url "
+                        "(or openai_api_base), such as http://127.0.0.1:8000/v1",
+                    )
+                else:
+                    params["base_url"] = default
+            if engine == "nim" and "api_key" not in params and not model.get("api_key_env_var"):
+                # NVIDIA's key, never OPENAI_API_KEY (which would be sent to NVIDIA); None
+                # when it is not set: no key.
+                params["api_key"] = os.environ.get("NVIDIA_API_KEY")
+        if not params:
+            del model["parameters"]
+
+
 def _not_supported_problems(data: Any) -> Iterator[tuple[Path, str]]:
     for pattern, message in _NOT_SUPPORTED.items():
         for path in _pop_not_supported(data, pattern):
@@ -292,7 +349,7 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
             yield ("models", i, "type"), f"a model of type {model.type!r} is already defined"
         seen_types.add(model.type)
         if model.engine not in SUPPORTED_ENGINES:
-            supported = ", ".join(SUPPORTED_ENGINES)
+            supported = ", ".join(sorted((*SUPPORTED_ENGINES, *_OPENAI_COMPATIBLE)))
             yield (
                 ("models", i, "engine"),
                 f"unknown engine {model.engine!r} (supported: {supported})",
@@ -399,6 +456,8 @@ def _build(
 
     data = _plain(config_doc.root)
     for path, problem in _not_supported_problems(data):
+        report(config_doc, path, problem)
+    for path, problem in _nemo_models(data):
         report(config_doc, path, problem)
     ignored = [
         ConfigProblem(

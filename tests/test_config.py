@@ -135,7 +135,7 @@ def test_every_value_problem_is_reported_at_once_with_its_line() -> None:
         ),
         pytest.param(
             "models:\n  - type: main\n    engine: nemo\n",
-            "<yaml_content>:3: models[0].engine: unknown engine 'nemo' (supported: huggingface_pipeline, openai, scripted)",
+            "<yaml_content>:3: models[0].engine: unknown engine 'nemo' (supported: huggingface_pipeline, nim, openai, scripted, vllm_openai)",
             id="unknown-engine",
         ),
         pytest.param(

@@ -148,3 +148,94 @@ def test_the_corpus_is_there() -> None:
     """The folders the tests above read (a missing corpus must fail, not skip)."""
     assert all((CORPUS / folder / "config.yml").is_file() for folder in SELF_CHECKING)
     assert isinstance(CORPUS, Path)
+
+
+# NeMo's engines and parameter spellings
+
+
+NIM = """
+models:
+  - type: main
+    engine: nim
+    model: meta/llama-3.3-70b-instruct
+"""
+
+
+def test_nim_is_nvidias_openai_compatible_endpoint_with_nvidias_key_never_openais(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    from config_schema.engines import OpenAISettings
+    from stages.generation.openai import resolve_api_key
+
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-key")
+    monkeypatch.delenv("NVIDIA_API_KEY", raising=False)
+    keyless = RailsConfig.from_content(yaml_content=NIM).models[0]
+    monkeypatch.setenv("NVIDIA_API_KEY", "nvapi-key")
+    keyed = RailsConfig.from_content(yaml_content=NIM).models[0]
+    assert (keyed.engine, keyed.model) == ("openai", "meta/llama-3.3-70b-instruct")
+    settings = OpenAISettings.from_parameters(keyed.parameters)
+    assert settings.base_url == "https://integrate.api.nvidia.com/v1"
+    assert resolve_api_key(keyed) == "nvapi-key"
+    assert resolve_api_key(keyless) is None  # not sk-openai-key: that is OpenAI's
+
+
+async def test_vllm_openai_with_nemos_spellings_reaches_its_server_by_name(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI
+) -> None:
+    """``openai_api_base`` and ``model_name`` (llama_guard's and content_safety's way)."""
+    config = RailsConfig.from_content(
+        yaml_content=(
+            "models:\n  - type: main\n    engine: vllm_openai\n    parameters:\n"
+            f"      openai_api_base: {server.base_url}\n      model_name: org/served-model\n"
+        )
+    )
+    rails = LLMRails(config)
+    server.script(answer("Hi", " there."))
+    with trio.fail_after(HANG_GUARD_S):
+        reply = await rails.generate_async(messages=user("hello"))
+        await rails.aclose()
+    assert reply["content"] == "Hi there."
+    assert server.served[0].body["model"] == "org/served-model"
+
+
+@pytest.mark.parametrize(
+    ("model", "problem"),
+    [
+        pytest.param(
+            "    engine: vllm_openai\n    model: m\n",
+            "<yaml_content>:3: models[0].engine: engine vllm_openai needs its server's URL: "
+            "parameters.base_url (or openai_api_base), such as http://127.0.0.1:8000/v1",
+            id="vllm-without-url",
+        ),
+        pytest.param(
+            "    engine: openai\n    model: m\n    parameters:\n"
+            "      base_url: http://a/v1\n      openai_api_base: http://b/v1\n",
+            "<yaml_content>:7: models[0].parameters.openai_api_base: set base_url or "
+            "openai_api_base, not both",
+            id="two-urls",
+        ),
+        pytest.param(
+            "    engine: nim\n    model: a\n    parameters:\n      model_name: b\n",
+            "<yaml_content>:6: models[0].parameters.model_name: names the model 'b', and "
+            "models[0].model 'a': name it once",
+            id="two-names",
+        ),
+    ],
+)
+def test_nemo_model_spellings_that_disagree_are_refused_with_their_line(
+    model: str, problem: str
+) -> None:
+    from config_schema import ConfigError
+
+    with pytest.raises(ConfigError) as failed:
+        RailsConfig.from_content(yaml_content="models:\n  - type: main\n" + model)
+    assert str(failed.value) == problem
+
+
+def test_the_llama_guard_folders_vllm_model_is_read_as_nemo_means_it() -> None:
+    from config_schema.engines import OpenAISettings
+
+    guard = RailsConfig.from_path(CORPUS / "llama_guard").model("llama_guard")
+    assert guard is not None
+    assert (guard.engine, guard.model) == ("openai", "meta-llama/LlamaGuard-7b")
+    assert OpenAISettings.from_parameters(guard.parameters).base_url == "http://localhost:5000/v1"

@@ -63,6 +63,8 @@ def resolve_api_key(model: ModelConfig, environ: Mapping[str, str] = os.environ)
     key = model.parameters.get("api_key")
     if isinstance(key, str) and key:
         return key
+    if "api_key" in model.parameters and key is None:
+        return None  # no key, said so (engine nim without NVIDIA_API_KEY): not OpenAI's
     if model.api_key_env_var:
         value = environ.get(model.api_key_env_var)
         if not value:

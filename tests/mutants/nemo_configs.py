@@ -31,4 +31,29 @@ MUTATIONS = [
             "tests/test_input_rails.py::test_an_input_rail_checks_the_last_user_message_not_the_others",
         ),
     ),
+    Mutation(
+        name="nemo configs: engine nim is not the OpenAI-compatible provider",
+        path="config_schema/loader.py",
+        old="        if isinstance(engine, str) and engine in _OPENAI_COMPATIBLE:\n",
+        new="        if False:\n",
+        tests=(
+            T + "test_nim_is_nvidias_openai_compatible_endpoint_with_nvidias_key_never_openais",
+        ),
+    ),
+    Mutation(
+        name="nemo configs: nim without NVIDIA_API_KEY sends OPENAI_API_KEY to NVIDIA",
+        path="stages/generation/openai.py",
+        old="        return None  # no key, said so (engine nim without NVIDIA_API_KEY): not OpenAI's\n",
+        new="        pass\n",
+        tests=(
+            T + "test_nim_is_nvidias_openai_compatible_endpoint_with_nvidias_key_never_openais",
+        ),
+    ),
+    Mutation(
+        name="nemo configs: openai_api_base is not read as base_url",
+        path="config_schema/loader.py",
+        old="                    params[ours] = params.pop(nemo)\n",
+        new="                    pass\n",
+        tests=(T + "test_vllm_openai_with_nemos_spellings_reaches_its_server_by_name",),
+    ),
 ]
