@@ -25,6 +25,7 @@ from .actions import load_actions_file
 from .converter import Path, make_converter, structure_problems, type_name
 from .engines import SUPPORTED_ENGINES, engine_parameter_problems
 from .errors import ConfigError, ConfigIgnoredWarning, ConfigProblem
+from .flows import builtin_judge, parse_flow
 from .models import RailsConfig
 
 __all__ = ["load_content", "load_path", "locate"]
@@ -101,14 +102,6 @@ _IGNORED: dict[tuple[str, ...], str] = {
     ): "it serves NeMo's dialog and retrieval rails, which railstream does not have",
     ("tracing",): "railstream does not export NeMo's traces",
 }
-
-# Built-in flows: the prompt task each needs, and the model type it must have.
-_FLOW_PROMPTS = {
-    "self check input": "self_check_input",
-    "self check output": "self_check_output",
-    "content safety check output": "content_safety_check_output",
-}
-_FLOW_MODELS = {"content safety check output": "content_safety"}
 
 
 @attrs.frozen
@@ -333,10 +326,19 @@ def _flow_problems(
         elif flow in seen:
             yield where, f"flow {flow!r} is listed twice"
         seen.add(flow)
-        task = _FLOW_PROMPTS.get(flow)
-        if task is not None and task not in prompt_tasks:
+        try:
+            ref = parse_flow(flow)
+        except ValueError as exc:
+            yield where, str(exc)
+            continue
+        judge = builtin_judge(ref)
+        if judge is None:
+            continue
+        task, model_type = judge
+        if not ref.name.endswith(side):
+            yield where, f"{ref.name!r} is an {ref.name.rsplit(' ', 1)[-1]} rail, not an {side} one"
+        if task not in prompt_tasks:
             yield where, f"flow {flow!r} needs a prompt with task {task!r} in prompts"
-        model_type = _FLOW_MODELS.get(flow)
         if model_type is not None and config.model(model_type) is None:
             yield where, f"flow {flow!r} needs a model of type {model_type!r} in models"
 

@@ -239,3 +239,156 @@ def test_the_llama_guard_folders_vllm_model_is_read_as_nemo_means_it() -> None:
     assert guard is not None
     assert (guard.engine, guard.model) == ("openai", "meta-llama/LlamaGuard-7b")
     assert OpenAISettings.from_parameters(guard.parameters).base_url == "http://localhost:5000/v1"
+
+
+# flow parameters and the content safety rails
+
+
+@pytest.mark.parametrize(
+    ("text", "name", "parameters"),
+    [
+        (
+            "content safety check input $model=content_safety",
+            "content safety check input",
+            {"model": "content_safety"},
+        ),
+        (
+            'content safety check output $model="my guard"',
+            "content safety check output",
+            {"model": "my guard"},
+        ),
+        ("self  check   input", "self check input", {}),
+    ],
+)
+def test_a_flow_is_its_name_and_its_dollar_parameters(
+    text: str, name: str, parameters: dict[str, str]
+) -> None:
+    from config_schema.flows import parse_flow
+
+    flow = parse_flow(text)
+    assert (flow.text, flow.name, dict(flow.parameters)) == (text, name, parameters)
+
+
+@pytest.mark.parametrize(
+    ("flow", "problem"),
+    [
+        (
+            "check words $model=x",
+            "flow parameters are for NeMo's built-in rails; 'check words' takes none",
+        ),
+        (
+            "content safety check input $mode=x",
+            "'content safety check input' takes $model, not $mode",
+        ),
+        (
+            "content safety check input $model",
+            "cannot read the flow parameters '$model': write $name=value",
+        ),
+        ("self check output", "'self check output' is an output rail, not an input one"),
+    ],
+)
+def test_a_flow_that_cannot_be_read_is_refused_with_its_line(flow: str, problem: str) -> None:
+    from config_schema import ConfigError
+
+    yaml = (
+        "models:\n  - {type: main, engine: scripted, parameters: {responses: [hi]}}\n"
+        "  - {type: x, engine: scripted, parameters: {responses: [hi]}}\n"
+        "rails:\n  input:\n    flows:\n"
+        f"      - {flow}\n"
+        "prompts:\n  - {task: self_check_output, content: '{{ bot_response }}'}\n"
+        "  - {task: content_safety_check_input $model=x, content: '{{ user_input }}'}\n"
+    )
+    with pytest.raises(ConfigError) as failed:
+        RailsConfig.from_content(yaml_content=yaml)
+    assert str(failed.value) == f"<yaml_content>:7: rails.input.flows[0]: {problem}"
+
+
+SAFETY = """
+models:
+  - {{type: main, engine: openai, model: m, parameters: {{base_url: "{url}"}}}}
+  - {{type: guard, engine: openai, model: nemoguard, parameters: {{base_url: "{url}"}}}}
+rails:
+  input:
+    flows: [content safety check input $model=guard]
+  output:
+    flows: [content safety check output $model=guard]
+prompts:
+  - task: content_safety_check_input $model=guard
+    content: 'User: {{{{ user_input }}}}'
+  - task: content_safety_check_output $model=guard
+    content: 'User: {{{{ user_input }}}} Agent: {{{{ bot_response }}}}'
+"""
+
+
+@pytest.mark.parametrize(
+    ("answer_in", "answer_out", "reply", "blocked_by"),
+    [
+        pytest.param(
+            '{"User Safety": "safe"}',
+            '{"User Safety": "safe", "Response Safety": "safe"}',
+            "Fine words.",
+            None,
+            id="nemoguard-clean",
+        ),
+        pytest.param(
+            '{"User Safety": "unsafe", "Safety Categories": "Violence"}',
+            None,
+            BLOCKED_REPLY,
+            "content safety check input $model=guard",
+            id="nemoguard-input-block",
+        ),
+        pytest.param(
+            '{"User Safety": "safe"}',
+            "unsafe\nS1",
+            BLOCKED_REPLY,
+            "content safety check output $model=guard",
+            id="llama-guard-output-block",
+        ),
+    ],
+)
+async def test_content_safety_rails_ask_the_model_their_parameter_names(
+    autojump_clock: trio.testing.MockClock,
+    server: FakeOpenAI,
+    answer_in: str,
+    answer_out: str | None,
+    reply: str,
+    blocked_by: str | None,
+) -> None:
+    """``$model=guard``: the model of type guard, the prompt of task ``<task> $model=guard``;
+    NemoGuard's JSON answers (the user's verdict for input, the response's for output) and
+    Llama Guard's ``unsafe``/categories both read."""
+    rails = LLMRails(RailsConfig.from_content(yaml_content=SAFETY.format(url=server.base_url)))
+    scripts = [answer(answer_in)]
+    if blocked_by != "content safety check input $model=guard":
+        scripts += [answer("Fine", " words."), answer(answer_out or "")]
+    server.script(*scripts)
+    with trio.fail_after(HANG_GUARD_S):
+        result = await rails.generate_async(
+            messages=user("hello"), options={"log": {"activated_rails": True, "llm_calls": True}}
+        )
+        await rails.aclose()
+    assert result.response[0]["content"] == reply
+    stopped = [r.name for r in result.log.activated_rails if r.stop]
+    assert stopped == ([blocked_by] if blocked_by else [])
+    assert server.served[0].body["model"] == "nemoguard"
+    assert server.served[0].body["messages"][0]["content"] == "User: hello"
+    judged = [c.task for c in result.log.llm_calls if c.task != "general"]
+    assert judged[0] == "content_safety_check_input"
+
+
+def test_a_published_folder_without_its_prompts_is_refused_naming_each_missing_task() -> None:
+    """gs_content_safety comes without its prompts.yml: each flow's missing prompt is named,
+    with its file and line."""
+    from config_schema import ConfigError
+
+    folder = CORPUS / "gs_content_safety"
+    with pytest.raises(ConfigError) as failed:
+        RailsConfig.from_path(folder)
+    assert str(failed.value).splitlines() == [
+        f"{folder / 'config.yml'}:14: rails.input.flows[0]: flow 'content safety check input "
+        "$model=content_safety' needs a prompt with task 'content_safety_check_input "
+        "$model=content_safety' in prompts",
+        f"{folder / 'config.yml'}:17: rails.output.flows[0]: flow 'content safety check output "
+        "$model=content_safety' needs a prompt with task 'content_safety_check_output "
+        "$model=content_safety' in prompts",
+    ]

@@ -4,8 +4,8 @@ from .actions import ACTION_ARGUMENTS as ACTION_ARGUMENTS
 from .actions import Action as Action
 from .actions import RailResultError as RailResultError
 from .actions import interpret_result as interpret_result
-from .builtin import BUILTIN_RAIL_PROMPTS as BUILTIN_RAIL_PROMPTS
 from .builtin import BlocklistCheckOutput as BlocklistCheckOutput
+from .builtin import ContentSafetyCheckInput as ContentSafetyCheckInput
 from .builtin import ContentSafetyCheckOutput as ContentSafetyCheckOutput
 from .builtin import SelfCheckInput as SelfCheckInput
 from .builtin import SelfCheckOutput as SelfCheckOutput
@@ -25,8 +25,8 @@ __all__ = [
     "ACTION_ARGUMENTS",
     "Action",
     "ActionRail",
-    "BUILTIN_RAIL_PROMPTS",
     "BlocklistCheckOutput",
+    "ContentSafetyCheckInput",
     "ContentSafetyCheckOutput",
     "Rail",
     "RailContext",

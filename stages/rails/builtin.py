@@ -13,6 +13,7 @@
 from __future__ import annotations
 
 import contextlib
+import json
 import re
 import unicodedata
 import warnings
@@ -24,14 +25,15 @@ import jinja2.sandbox
 import trio
 
 from config_schema import BlocklistConfig
+from config_schema.flows import builtin_judge, parse_flow
 from engine.messages import LLMCall, Stopwatch, Usage, Window
 from stages.generation import ChatProvider, ChatRequest, Completion
 
 from .context import RailContext, RailResult
 
 __all__ = [
-    "BUILTIN_RAIL_PROMPTS",
     "BlocklistCheckOutput",
+    "ContentSafetyCheckInput",
     "ContentSafetyCheckOutput",
     "SelfCheckInput",
     "SelfCheckOutput",
@@ -40,12 +42,6 @@ __all__ = [
     "parse_safety_answer",
 ]
 
-# Judge flows, the prompt task each needs, and the model type that serves it (else main).
-BUILTIN_RAIL_PROMPTS = {
-    "self check input": ("self_check_input", "self_check_input"),
-    "self check output": ("self_check_output", "self_check_output"),
-    "content safety check output": ("content_safety_check_output", "content_safety"),
-}
 
 _TEMPLATE_VARIABLES = frozenset({"bot_response", "user_input"})
 _ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
@@ -113,8 +109,30 @@ def parse_judge_answer(answer: str) -> bool:
     return False
 
 
-def parse_safety_answer(answer: str) -> tuple[bool, list[str]]:
-    """``(allowed, categories)`` from a Llama Guard-style answer; unreadable answers block."""
+def parse_safety_answer(
+    answer: str, side: Literal["input", "output"] = "output"
+) -> tuple[bool, list[str]]:
+    """``(allowed, categories)`` from a safety model's answer; unreadable answers block.
+
+    Llama Guard answers ``safe``, or ``unsafe`` and its categories on the next line (``S1,S10``);
+    NemoGuard content safety answers JSON: ``{"User Safety": "safe", "Response Safety":
+    "unsafe", "Safety Categories": "Violence, Criminal Planning"}``, the user's verdict for an
+    input rail and the response's for an output rail.
+    """
+    text = answer.strip()
+    if text.startswith("{"):
+        try:
+            verdicts = json.loads(text)
+        except ValueError:
+            return False, []
+        if not isinstance(verdicts, dict):
+            return False, []
+        verdict = verdicts.get("User Safety" if side == "input" else "Response Safety")
+        if isinstance(verdict, str) and verdict.strip().lower() == "safe":
+            return True, []
+        found = verdicts.get("Safety Categories")
+        named = [c.strip() for c in found.split(",") if c.strip()] if isinstance(found, str) else []
+        return False, named
     lines = [line.strip() for line in answer.strip().splitlines() if line.strip()]
     verdict = lines[0].lower() if lines else ""
     if verdict == "safe":
@@ -130,7 +148,9 @@ class _LLMJudge:
     action_name: str
     side: Literal["input", "output"] = "output"
 
-    def __init__(self, *, template: str, provider: ChatProvider) -> None:
+    def __init__(self, *, template: str, provider: ChatProvider, name: str | None = None) -> None:
+        if name is not None:
+            self.name = name  # as written in the config, parameters and all
         source = _ENV.parse(template)
         unknown = jinja2.meta.find_undeclared_variables(source) - _TEMPLATE_VARIABLES
         if unknown:
@@ -221,7 +241,7 @@ class ContentSafetyCheckOutput(_LLMJudge):
 
     async def check(self, window: Window, context: RailContext) -> RailResult:
         answer = await self._ask(window, context)
-        allowed, categories = parse_safety_answer(answer)
+        allowed, categories = parse_safety_answer(answer, side=self.side)
         reason = None
         if not allowed:
             reason = (
@@ -234,6 +254,12 @@ class ContentSafetyCheckOutput(_LLMJudge):
             reason=reason,
             return_value={"allowed": allowed, "policy_violations": categories},
         )
+
+
+class ContentSafetyCheckInput(ContentSafetyCheckOutput):
+    name = "content safety check input"
+    action_name = "content_safety_check_input"
+    side = "input"
 
 
 class BlocklistCheckOutput:
@@ -306,23 +332,30 @@ class BlocklistCheckOutput:
 
 
 def builtin_rail(flow: str, config: Any, providers: dict[str, ChatProvider]) -> Any:
-    """The built-in rail for ``flow``, or None if it names none (it is then an action)."""
+    """The built-in rail for ``flow`` (as written, parameters and all), or None if it names
+    none (it is then an action)."""
     if flow == "blocklist check output":
         return BlocklistCheckOutput(config.rails.output.blocklist)
-    judge = BUILTIN_RAIL_PROMPTS.get(flow)
+    ref = parse_flow(flow)
+    judge = builtin_judge(ref)
     if judge is None:
         return None
     task, model_type = judge
     prompt = config.prompt(task)
-    self_check = flow in ("self check input", "self check output")
-    provider = providers.get(model_type) or (providers.get("main") if self_check else None)
+    # A self check runs on the model of its own task's type if there is one, else main.
+    provider = (
+        providers.get(model_type)
+        if model_type is not None
+        else providers.get(task) or providers.get("main")
+    )
     if prompt is None or provider is None:
         raise ValueError(
-            f"flow {flow!r} needs a prompt for {task!r} and a model of type {model_type!r}"
+            f"flow {flow!r} needs a prompt for {task!r} and a model of type {model_type or task!r}"
         )
     classes: dict[str, type[_LLMJudge]] = {
         "self check input": SelfCheckInput,
         "self check output": SelfCheckOutput,
+        "content safety check input": ContentSafetyCheckInput,
         "content safety check output": ContentSafetyCheckOutput,
     }
-    return classes[flow](template=prompt.content, provider=provider)
+    return classes[ref.name](template=prompt.content, provider=provider, name=flow)

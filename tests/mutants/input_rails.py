@@ -58,8 +58,8 @@ MUTATIONS = [
     ),
     Mutation(
         name="input rails: self check input is not a built-in",
-        path="stages/rails/builtin.py",
-        old='    "self check input": ("self_check_input", "self_check_input"),\n',
+        path="config_schema/flows.py",
+        old='    "self check input": ("self_check_input", None),\n',
         new="",
         tests=(T + "test_self_check_input_asks_its_judge_with_the_user_message",),
     ),

@@ -56,4 +56,25 @@ MUTATIONS = [
         new="                    pass\n",
         tests=(T + "test_vllm_openai_with_nemos_spellings_reaches_its_server_by_name",),
     ),
+    Mutation(
+        name="flows: $model is not read (the default model and task are used)",
+        path="config_schema/flows.py",
+        old="    if model is not None:\n",
+        new="    if False:\n",
+        tests=(T + "test_content_safety_rails_ask_the_model_their_parameter_names",),
+    ),
+    Mutation(
+        name="flows: NemoGuard's JSON verdicts read for the wrong side",
+        path="stages/rails/builtin.py",
+        old='        verdict = verdicts.get("User Safety" if side == "input" else "Response Safety")\n',
+        new='        verdict = verdicts.get("Response Safety" if side == "input" else "User Safety")\n',
+        tests=(T + "test_content_safety_rails_ask_the_model_their_parameter_names",),
+    ),
+    Mutation(
+        name="flows: a built-in on the wrong side is accepted",
+        path="config_schema/loader.py",
+        old="        if not ref.name.endswith(side):\n",
+        new="        if False:\n",
+        tests=(T + "test_a_flow_that_cannot_be_read_is_refused_with_its_line",),
+    ),
 ]

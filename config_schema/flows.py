@@ -1,0 +1,81 @@
+"""A flow as NeMo writes it in ``rails.*.flows``: a name, then ``$name=value`` parameters.
+
+``content safety check input $model=content_safety`` is the built-in ``content safety check
+input`` on the model of type ``content_safety``, with the prompt of task
+``content_safety_check_input $model=content_safety``. Values may be quoted (``$model="x"``).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Mapping
+
+import attrs
+
+__all__ = ["FlowRef", "builtin_judge", "parse_flow"]
+
+_PARAMETER = re.compile(r"""\$([A-Za-z_]\w*)=(?:"([^"]*)"|'([^']*)'|(\S+))""")
+
+# NeMo's judge rails railstream has: flow name -> (prompt task, model type it needs or None:
+# its own task's model if configured, else main).
+_JUDGES: dict[str, tuple[str, str | None]] = {
+    "self check input": ("self_check_input", None),
+    "self check output": ("self_check_output", None),
+    "content safety check input": ("content_safety_check_input", "content_safety"),
+    "content safety check output": ("content_safety_check_output", "content_safety"),
+}
+# The parameters each built-in takes.
+_PARAMETERS = {"content safety check input": {"model"}, "content safety check output": {"model"}}
+
+
+@attrs.frozen
+class FlowRef:
+    """A flow as written (``text``): its ``name`` and its parameters."""
+
+    text: str
+    name: str
+    parameters: Mapping[str, str] = attrs.field(factory=dict)
+
+
+def parse_flow(text: str) -> FlowRef:
+    """The flow written as ``text``; ``ValueError`` saying what is wrong with it."""
+    head, dollar, tail = text.partition("$")
+    name = " ".join(head.split())
+    parameters: dict[str, str] = {}
+    rest = dollar + tail
+    while rest.strip():
+        rest = rest.lstrip()
+        match = _PARAMETER.match(rest)
+        if match is None:
+            raise ValueError(f"cannot read the flow parameters {rest!r}: write $name=value")
+        key = match.group(1)
+        value = next(g for g in match.groups()[1:] if g is not None)
+        if key in parameters:
+            raise ValueError(f"parameter ${key} is given twice")
+        parameters[key] = value
+        rest = rest[match.end() :]
+    if parameters:
+        allowed = _PARAMETERS.get(name)
+        if allowed is None:
+            raise ValueError(f"flow parameters are for NeMo's built-in rails; {name!r} takes none")
+        unknown = sorted(set(parameters) - allowed)
+        if unknown:
+            raise ValueError(
+                f"{name!r} takes ${', $'.join(sorted(allowed))}, not ${', $'.join(unknown)}"
+            )
+    return FlowRef(text=text, name=name, parameters=parameters)
+
+
+def builtin_judge(flow: FlowRef) -> tuple[str, str | None] | None:
+    """``(prompt task, model type)`` of the built-in judge ``flow`` names, or None.
+
+    With ``$model=X`` the model is of type X and the task is NeMo's ``<task> $model=X``.
+    """
+    judge = _JUDGES.get(flow.name)
+    if judge is None:
+        return None
+    task, model_type = judge
+    model = flow.parameters.get("model")
+    if model is not None:
+        return f"{task} $model={model}", model
+    return task, model_type
