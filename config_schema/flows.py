@@ -23,6 +23,8 @@ _JUDGES: dict[str, tuple[str, str | None]] = {
     "self check output": ("self_check_output", None),
     "content safety check input": ("content_safety_check_input", "content_safety"),
     "content safety check output": ("content_safety_check_output", "content_safety"),
+    "llama guard check input": ("llama_guard_check_input", "llama_guard"),
+    "llama guard check output": ("llama_guard_check_output", "llama_guard"),
 }
 # The parameters each built-in takes.
 _PARAMETERS = {"content safety check input": {"model"}, "content safety check output": {"model"}}

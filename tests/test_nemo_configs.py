@@ -392,3 +392,39 @@ def test_a_published_folder_without_its_prompts_is_refused_naming_each_missing_t
         "$model=content_safety' needs a prompt with task 'content_safety_check_output "
         "$model=content_safety' in prompts",
     ]
+
+
+@pytest.mark.parametrize(
+    ("guard_in", "guard_out", "reply", "stopped"),
+    [
+        pytest.param("safe", "safe", "The office opens at nine.", [], id="clean"),
+        pytest.param("unsafe\nO3", None, BLOCKED_REPLY, ["llama guard check input"], id="input"),
+        pytest.param(
+            "safe", "unsafe\nO1", BLOCKED_REPLY, ["llama guard check output"], id="output"
+        ),
+    ],
+)
+async def test_the_llama_guard_folder_runs_its_guard_on_input_and_output(
+    autojump_clock: trio.testing.MockClock,
+    server: FakeOpenAI,
+    guard_in: str,
+    guard_out: str | None,
+    reply: str,
+    stopped: list[str],
+) -> None:
+    rails = LLMRails(pointed_at(RailsConfig.from_path(CORPUS / "llama_guard"), server.base_url))
+    rails.check()
+    scripts = [answer(guard_in)]
+    if guard_out is not None:
+        scripts += [answer("The office", " opens at nine."), answer(guard_out)]
+    server.script(*scripts)
+    with trio.fail_after(HANG_GUARD_S):
+        result = await rails.generate_async(
+            messages=user("When does the office open?"), options={"log": {"activated_rails": True}}
+        )
+        await rails.aclose()
+    assert result.response[0]["content"] == reply
+    assert [r.name for r in result.log.activated_rails if r.stop] == stopped
+    models = [s.body["model"] for s in server.served]
+    assert models[0] == "meta-llama/LlamaGuard-7b"
+    assert "User: When does the office open?" in server.served[0].body["messages"][0]["content"]

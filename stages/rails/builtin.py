@@ -35,6 +35,8 @@ __all__ = [
     "BlocklistCheckOutput",
     "ContentSafetyCheckInput",
     "ContentSafetyCheckOutput",
+    "LlamaGuardCheckInput",
+    "LlamaGuardCheckOutput",
     "SelfCheckInput",
     "SelfCheckOutput",
     "normalise_blocklist_text",
@@ -262,6 +264,17 @@ class ContentSafetyCheckInput(ContentSafetyCheckOutput):
     side = "input"
 
 
+class LlamaGuardCheckInput(ContentSafetyCheckOutput):
+    name = "llama guard check input"
+    action_name = "llama_guard_check_input"
+    side = "input"
+
+
+class LlamaGuardCheckOutput(ContentSafetyCheckOutput):
+    name = "llama guard check output"
+    action_name = "llama_guard_check_output"
+
+
 class BlocklistCheckOutput:
     r"""Blocks a window holding a listed word or matching a listed pattern.
 
@@ -357,5 +370,7 @@ def builtin_rail(flow: str, config: Any, providers: dict[str, ChatProvider]) -> 
         "self check output": SelfCheckOutput,
         "content safety check input": ContentSafetyCheckInput,
         "content safety check output": ContentSafetyCheckOutput,
+        "llama guard check input": LlamaGuardCheckInput,
+        "llama guard check output": LlamaGuardCheckOutput,
     }
     return classes[ref.name](template=prompt.content, provider=provider, name=flow)

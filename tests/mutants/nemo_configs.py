@@ -77,4 +77,11 @@ MUTATIONS = [
         new="        if False:\n",
         tests=(T + "test_a_flow_that_cannot_be_read_is_refused_with_its_line",),
     ),
+    Mutation(
+        name="flows: llama guard check input is not a built-in",
+        path="config_schema/flows.py",
+        old='    "llama guard check input": ("llama_guard_check_input", "llama_guard"),\n',
+        new="",
+        tests=(T + "test_the_llama_guard_folder_runs_its_guard_on_input_and_output",),
+    ),
 ]
