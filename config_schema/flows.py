@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["FlowRef", "builtin_judge", "parse_flow"]
+__all__ = ["OUTPUT_PARSERS", "FlowRef", "builtin_judge", "parse_flow"]
 
 _PARAMETER = re.compile(r"""\$([A-Za-z_]\w*)=(?:"([^"]*)"|'([^']*)'|(\S+))""")
 
@@ -26,6 +26,12 @@ _JUDGES: dict[str, tuple[str, str | None]] = {
     "llama guard check input": ("llama_guard_check_input", "llama_guard"),
     "llama guard check output": ("llama_guard_check_output", "llama_guard"),
 }
+# NeMo's names of the answer parsers a judge prompt may pick (``output_parser``): Llama Guard
+# and ShieldGemma answers (safe / unsafe + categories, yes / no), NemoGuard's JSON verdicts.
+OUTPUT_PARSERS = frozenset(
+    {"is_content_safe", "nemoguard_parse_prompt_safety", "nemoguard_parse_response_safety"}
+)
+
 # The parameters each built-in takes.
 _PARAMETERS = {"content safety check input": {"model"}, "content safety check output": {"model"}}
 

@@ -25,7 +25,7 @@ from .actions import load_actions_file
 from .converter import Path, make_converter, structure_problems, type_name
 from .engines import SUPPORTED_ENGINES, engine_parameter_problems
 from .errors import ConfigError, ConfigIgnoredWarning, ConfigProblem
-from .flows import builtin_judge, parse_flow
+from .flows import OUTPUT_PARSERS, builtin_judge, parse_flow
 from .models import RailsConfig
 
 __all__ = ["load_content", "load_path", "locate"]
@@ -75,11 +75,8 @@ _NOT_SUPPORTED: dict[tuple[str, ...], str] = {
         for key in (
             "messages",
             "models",
-            "output_parser",
             "max_length",
             "mode",
-            "stop",
-            "max_tokens",
         )
     },
 }
@@ -432,6 +429,16 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
                 ("rails", "output", "flows", i),
                 "flow 'blocklist check output' needs rails.output.blocklist words or patterns",
             )
+
+    for i, prompt in enumerate(config.prompts):
+        if prompt.output_parser is not None and prompt.output_parser not in OUTPUT_PARSERS:
+            yield (
+                ("prompts", i, "output_parser"),
+                f"unknown output parser {prompt.output_parser!r} "
+                f"(railstream reads {', '.join(sorted(OUTPUT_PARSERS))})",
+            )
+        if prompt.max_tokens is not None and prompt.max_tokens < 1:
+            yield ("prompts", i, "max_tokens"), f"must be >= 1, got {prompt.max_tokens}"
 
     seen_tasks: set[str] = set()
     for i, task in enumerate(prompt_tasks):

@@ -133,6 +133,11 @@ class PromptConfig:
 
     task: str
     content: str
+    # How the judge's answer is read (NeMo's names; see config_schema.flows.OUTPUT_PARSERS),
+    # and the judge call's own limits.
+    output_parser: str | None = None
+    max_tokens: int | None = None
+    stop: tuple[str, ...] | None = None
 
 
 @attrs.frozen(kw_only=True)

@@ -428,3 +428,64 @@ async def test_the_llama_guard_folder_runs_its_guard_on_input_and_output(
     models = [s.body["model"] for s in server.served]
     assert models[0] == "meta-llama/LlamaGuard-7b"
     assert "User: When does the office open?" in server.served[0].body["messages"][0]["content"]
+
+
+@pytest.mark.parametrize(
+    ("answers", "reply", "stopped"),
+    [
+        pytest.param(["No", "safe", None, "safe"], "The office opens at nine.", [], id="clean"),
+        pytest.param(
+            ["Yes"],
+            BLOCKED_REPLY,
+            ['content safety check input $model="shieldgemma"'],
+            id="shieldgemma-yes",
+        ),
+        pytest.param(
+            ["No", "safe", None, "unsafe\nS1"],
+            BLOCKED_REPLY,
+            ['content safety check output $model="llama_guard_2"'],
+            id="llama-guard-2-unsafe",
+        ),
+    ],
+)
+async def test_the_content_safety_2024_folder_reads_each_guard_by_its_output_parser(
+    autojump_clock: trio.testing.MockClock,
+    server: FakeOpenAI,
+    answers: list[str | None],
+    reply: str,
+    stopped: list[str],
+) -> None:
+    """ShieldGemma answers Yes (unsafe) or No and Llama Guard safe or unsafe, both read by the
+    prompts' ``output_parser: is_content_safe``; a prompt's ``max_tokens`` bounds its call."""
+    config = pointed_at(RailsConfig.from_path(CORPUS / "content_safety_2024"), server.base_url)
+    rails = LLMRails(config)
+    rails.check()
+    server.script(
+        *(answer("The office", " opens at nine.") if a is None else answer(a) for a in answers)
+    )
+    with trio.fail_after(HANG_GUARD_S):
+        result = await rails.generate_async(
+            messages=user("When does the office open?"), options={"log": {"activated_rails": True}}
+        )
+        await rails.aclose()
+    assert result.response[0]["content"] == reply
+    assert [r.name for r in result.log.activated_rails if r.stop] == stopped
+    first = server.served[0].body
+    assert (first["model"], first["max_tokens"]) == ("google/shieldgemma-9b", 3)
+    if len(server.served) > 1:
+        assert "max_tokens" not in server.served[1].body  # llama_guard's prompt sets none
+
+
+def test_an_unknown_output_parser_is_refused_naming_the_known_ones() -> None:
+    from config_schema import ConfigError
+
+    yaml = (
+        "models:\n  - {type: main, engine: scripted, parameters: {responses: [hi]}}\n"
+        "prompts:\n  - task: self_check_output\n    content: x\n    output_parser: is_safe\n"
+    )
+    with pytest.raises(ConfigError) as failed:
+        RailsConfig.from_content(yaml_content=yaml)
+    assert str(failed.value) == (
+        "<yaml_content>:6: prompts[0].output_parser: unknown output parser 'is_safe' (railstream "
+        "reads is_content_safe, nemoguard_parse_prompt_safety, nemoguard_parse_response_safety)"
+    )

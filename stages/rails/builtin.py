@@ -17,6 +17,7 @@ import json
 import re
 import unicodedata
 import warnings
+from collections.abc import Mapping
 from typing import Any, Literal
 
 import jinja2
@@ -143,6 +144,38 @@ def parse_safety_answer(
     return False, categories
 
 
+def parse_is_content_safe(answer: str) -> tuple[bool, list[str]]:
+    """NeMo's ``is_content_safe``: ``safe`` / ``no`` allow; ``unsafe`` (its categories on the
+    next line, Llama Guard) / ``yes`` (ShieldGemma: the text violates the policy) block;
+    anything else blocks."""
+    words = _WORD.findall(answer.lower())
+    first = words[0] if words else ""
+    if first in ("safe", "no"):
+        return True, []
+    if first == "unsafe":
+        return parse_safety_answer(answer)
+    return False, []
+
+
+def parse_with(parser: str, answer: str) -> tuple[bool, list[str]]:
+    """``(allowed, categories)`` by the parser a prompt names (``output_parser``)."""
+    if parser == "is_content_safe":
+        return parse_is_content_safe(answer)
+    if parser == "nemoguard_parse_prompt_safety":
+        return (
+            parse_safety_answer(answer, side="input")
+            if answer.strip().startswith("{")
+            else (False, [])
+        )
+    if parser == "nemoguard_parse_response_safety":
+        return (
+            parse_safety_answer(answer, side="output")
+            if answer.strip().startswith("{")
+            else (False, [])
+        )
+    raise ValueError(f"unknown output parser {parser!r}")  # the loader refuses these
+
+
 class _LLMJudge:
     """A rail that asks a model about the window: prompt, call, record, verdict."""
 
@@ -150,9 +183,19 @@ class _LLMJudge:
     action_name: str
     side: Literal["input", "output"] = "output"
 
-    def __init__(self, *, template: str, provider: ChatProvider, name: str | None = None) -> None:
+    def __init__(
+        self,
+        *,
+        template: str,
+        provider: ChatProvider,
+        name: str | None = None,
+        output_parser: str | None = None,
+        call_parameters: Mapping[str, Any] | None = None,
+    ) -> None:
         if name is not None:
             self.name = name  # as written in the config, parameters and all
+        self._parser = output_parser
+        self._call_parameters = dict(call_parameters or {})  # the prompt's max_tokens, stop
         source = _ENV.parse(template)
         unknown = jinja2.meta.find_undeclared_variables(source) - _TEMPLATE_VARIABLES
         if unknown:
@@ -172,7 +215,9 @@ class _LLMJudge:
                 bot_response=window.text, user_input=context.user_message
             )
         request = ChatRequest(
-            messages=({"role": "user", "content": prompt},), task=self.action_name
+            messages=({"role": "user", "content": prompt},),
+            task=self.action_name,
+            parameters=self._call_parameters,
         )
         watch = Stopwatch()
         try:
@@ -226,7 +271,10 @@ class SelfCheckOutput(_LLMJudge):
 
     async def check(self, window: Window, context: RailContext) -> RailResult:
         answer = await self._ask(window, context)
-        allowed = parse_judge_answer(answer)
+        if self._parser is not None:
+            allowed, _ = parse_with(self._parser, answer)
+        else:
+            allowed = parse_judge_answer(answer)
         reason = None if allowed else f"the judge answered {answer.strip()[:80]!r}"
         return RailResult(allowed=allowed, reason=reason, return_value=allowed)
 
@@ -243,7 +291,10 @@ class ContentSafetyCheckOutput(_LLMJudge):
 
     async def check(self, window: Window, context: RailContext) -> RailResult:
         answer = await self._ask(window, context)
-        allowed, categories = parse_safety_answer(answer, side=self.side)
+        if self._parser is not None:
+            allowed, categories = parse_with(self._parser, answer)
+        else:
+            allowed, categories = parse_safety_answer(answer, side=self.side)
         reason = None
         if not allowed:
             reason = (
@@ -373,4 +424,15 @@ def builtin_rail(flow: str, config: Any, providers: dict[str, ChatProvider]) -> 
         "llama guard check input": LlamaGuardCheckInput,
         "llama guard check output": LlamaGuardCheckOutput,
     }
-    return classes[ref.name](template=prompt.content, provider=provider, name=flow)
+    call_parameters: dict[str, Any] = {}
+    if prompt.max_tokens is not None:
+        call_parameters["max_tokens"] = prompt.max_tokens
+    if prompt.stop is not None:
+        call_parameters["stop"] = list(prompt.stop)
+    return classes[ref.name](
+        template=prompt.content,
+        provider=provider,
+        name=flow,
+        output_parser=prompt.output_parser,
+        call_parameters=call_parameters,
+    )

@@ -84,4 +84,25 @@ MUTATIONS = [
         new="",
         tests=(T + "test_the_llama_guard_folder_runs_its_guard_on_input_and_output",),
     ),
+    Mutation(
+        name="prompts: a safety prompt's output_parser is ignored",
+        path="stages/rails/builtin.py",
+        old="        if self._parser is not None:\n            allowed, categories = parse_with(self._parser, answer)\n",
+        new="        if False:\n            allowed, categories = parse_with(self._parser, answer)\n",
+        tests=(T + "test_the_content_safety_2024_folder_reads_each_guard_by_its_output_parser",),
+    ),
+    Mutation(
+        name="prompts: a prompt's max_tokens is not sent",
+        path="stages/rails/builtin.py",
+        old='        call_parameters["max_tokens"] = prompt.max_tokens\n',
+        new="        pass\n",
+        tests=(T + "test_the_content_safety_2024_folder_reads_each_guard_by_its_output_parser",),
+    ),
+    Mutation(
+        name="prompts: an unknown output_parser loads",
+        path="config_schema/loader.py",
+        old="        if prompt.output_parser is not None and prompt.output_parser not in OUTPUT_PARSERS:\n",
+        new="        if False:\n",
+        tests=(T + "test_an_unknown_output_parser_is_refused_naming_the_known_ones",),
+    ),
 ]
