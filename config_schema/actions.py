@@ -76,6 +76,13 @@ def load_actions_file(path: Path) -> dict[str, Callable[..., Any]]:
             if Path(frame.filename) == path:
                 line = frame.lineno
         problem = f"error while importing: {type(exc).__name__}: {exc}"
+        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("nemoguardrails"):
+            # NeMo's actions.py, as written for NeMo: the one import to change.
+            problem = (
+                f"imports {exc.name}, which is NeMo Guardrails' (not installed, nor needed): "
+                "write `from engine import action` instead of `from nemoguardrails.actions "
+                "import action`"
+            )
         raise ConfigError(
             [ConfigProblem(file=str(path), line=line, path="", problem=problem)]
         ) from exc

@@ -11,6 +11,7 @@ import trio
 from config_schema import ConfigError, RailsConfig
 from config_schema.actions import ACTION_NAME_ATTR
 from config_schema.engines import OpenAISettings
+from config_schema.flows import parse_flow
 from config_schema.loader import locate
 from stages.generation import (
     ChatProvider,
@@ -305,11 +306,12 @@ class LLMRails:
         return self.config.rails.input.flows if side == "input" else self.config.rails.output.flows
 
     def _rail(self, flow: str, side: Side = "output") -> Rail | None:
-        builtin = self._builtin.get(flow)
-        if builtin is not None:
-            return builtin
-        action = self._actions.get(flow.replace(" ", "_"))
-        return None if action is None else ActionRail(flow, action, side)
+        # A registered action of the flow's name wins over the built-in of that name, as in
+        # NeMo (an application's own self_check_output replaces NeMo's).
+        action = self._actions.get(parse_flow(flow).name.replace(" ", "_"))
+        if action is not None:
+            return ActionRail(flow, action, side)
+        return self._builtin.get(flow)
 
     @staticmethod
     def _no_rail(flow: str, side: Side = "output") -> str:

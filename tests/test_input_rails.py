@@ -338,3 +338,44 @@ def test_the_server_answers_an_input_block_with_the_refusal_and_content_filter(
     assert whole["choices"][0]["finish_reason"] == "content_filter"
     assert whole["guardrails"]["error"] == BLOCKED
     assert clean["choices"][0]["message"]["content"] == "Hello from the model."
+
+
+async def test_a_registered_action_with_a_builtins_name_replaces_the_builtin(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """As in NeMo: the application's own self_check_input / self_check_output run, not the
+    built-in judges (which here would ask the scripted model, whose answer blocks)."""
+    config = RailsConfig.from_content(
+        yaml_content=json.dumps(
+            {
+                "models": [
+                    {
+                        "type": "main",
+                        "engine": "scripted",
+                        "parameters": {"responses": ["Hi there."]},
+                    }
+                ],
+                "rails": {
+                    "input": {"flows": ["self check input"]},
+                    "output": {"flows": ["self check output"]},
+                },
+                "prompts": [
+                    {"task": "self_check_input", "content": "{{ user_input }}"},
+                    {"task": "self_check_output", "content": "{{ bot_response }}"},
+                ],
+            }
+        )
+    )
+    rails = LLMRails(config)
+    seen: list[str] = []
+
+    def mine(user_message: str = "", bot_message: str = "") -> bool:
+        seen.append(bot_message or user_message)
+        return True
+
+    rails.register_action(mine, "self_check_input")
+    rails.register_action(mine, "self_check_output")
+    with trio.fail_after(HANG_GUARD_S):
+        reply = await rails.generate_async(messages=user("hello"))
+    assert reply["content"] == "Hi there."
+    assert seen == ["hello", "Hi there."]

@@ -70,4 +70,11 @@ MUTATIONS = [
         new="",
         tests=(T + "test_self_check_input_without_its_prompt_is_refused_at_load",),
     ),
+    Mutation(
+        name="rails: the built-in wins over a registered action of its name",
+        path="engine/llmrails.py",
+        old="        if action is not None:\n            return ActionRail(flow, action, side)\n        return self._builtin.get(flow)\n",
+        new="        if flow not in self._builtin and action is not None:\n            return ActionRail(flow, action, side)\n        return self._builtin.get(flow)\n",
+        tests=(T + "test_a_registered_action_with_a_builtins_name_replaces_the_builtin",),
+    ),
 ]
