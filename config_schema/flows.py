@@ -12,7 +12,7 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["OUTPUT_PARSERS", "FlowRef", "builtin_judge", "parse_flow"]
+__all__ = ["NEMO_ONLY_RAILS", "OUTPUT_PARSERS", "FlowRef", "builtin_judge", "parse_flow"]
 
 _PARAMETER = re.compile(r"""\$([A-Za-z_]\w*)=(?:"([^"]*)"|'([^']*)'|(\S+))""")
 
@@ -30,6 +30,20 @@ _JUDGES: dict[str, tuple[str, str | None]] = {
 # and ShieldGemma answers (safe / unsafe + categories, yes / no), NemoGuard's JSON verdicts.
 OUTPUT_PARSERS = frozenset(
     {"is_content_safe", "nemoguard_parse_prompt_safety", "nemoguard_parse_response_safety"}
+)
+
+# NeMo's built-in rails railstream does not have (yet): named so, not taken for actions.
+NEMO_ONLY_RAILS = frozenset(
+    {
+        "topic safety check input",
+        "jailbreak detection model",
+        "jailbreak detection heuristics",
+        "self check facts",
+        "self check hallucination",
+        "alignscore check facts",
+        "activefence moderation on input",
+        "patronus lynx check output hallucination",
+    }
 )
 
 # The parameters each built-in takes.
@@ -64,6 +78,10 @@ def parse_flow(text: str) -> FlowRef:
         rest = rest[match.end() :]
     if parameters:
         allowed = _PARAMETERS.get(name)
+        if name in NEMO_ONLY_RAILS:
+            raise ValueError(
+                f"{name!r} is one of NeMo's built-in rails that railstream does not have"
+            )
         if allowed is None:
             raise ValueError(f"flow parameters are for NeMo's built-in rails; {name!r} takes none")
         unknown = sorted(set(parameters) - allowed)

@@ -25,7 +25,7 @@ from .actions import load_actions_file
 from .converter import Path, make_converter, structure_problems, type_name
 from .engines import SUPPORTED_ENGINES, engine_parameter_problems
 from .errors import ConfigError, ConfigIgnoredWarning, ConfigProblem
-from .flows import OUTPUT_PARSERS, builtin_judge, parse_flow
+from .flows import NEMO_ONLY_RAILS, OUTPUT_PARSERS, builtin_judge, parse_flow
 from .models import RailsConfig
 
 __all__ = ["load_content", "load_path", "locate"]
@@ -328,6 +328,14 @@ def _flow_problems(
         except ValueError as exc:
             yield where, str(exc)
             continue
+        if ref.name.replace(" ", "_") in config.actions:
+            continue  # the folder's own action serves it (actions.py)
+        if ref.name in NEMO_ONLY_RAILS and not ref.parameters:
+            yield (
+                where,
+                f"{ref.name!r} is one of NeMo's built-in rails that railstream does not have",
+            )
+            continue
         judge = builtin_judge(ref)
         if judge is None:
             continue
@@ -535,7 +543,10 @@ def _build(
             config = None
     if config is not None:
         tasks = [p.task for p in config.prompts]
-        for path, problem in _semantic_problems(config, tasks):
+        # With the folder's actions: an action of a built-in's name replaces that built-in.
+        for path, problem in _semantic_problems(
+            attrs.evolve(config, actions=dict(actions or {})), tasks
+        ):
             if path[:-1] not in unreliable:
                 locate(path, problem)
         if problems:

@@ -106,6 +106,8 @@ class LLMRails:
             self._providers["main"] = llm
         self._builtin: dict[str, Rail] = {}
         for flow in (*config.rails.input.flows, *config.rails.output.flows):
+            if parse_flow(flow).name.replace(" ", "_") in config.actions:
+                continue  # actions.py serves it: no built-in (nor its prompt) is needed
             rail = builtin_rail(flow, config, self._providers)
             if rail is not None:
                 self._builtin[flow] = rail

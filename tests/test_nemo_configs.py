@@ -508,3 +508,45 @@ def test_a_nemo_actions_py_fails_with_the_one_line_to_change(tmp_path: Path) -> 
         "installed, nor needed): write `from engine import action` instead of "
         "`from nemoguardrails.actions import action`"
     )
+
+
+def test_a_nemo_rail_railstream_lacks_is_refused_at_load_unless_actions_py_serves_it(
+    tmp_path: Path,
+) -> None:
+    """rag_output_rails' ``self check facts`` needs retrieval: one line naming it. A folder
+    whose actions.py has ``self_check_facts`` runs its own."""
+    from config_schema import ConfigError
+
+    folder = CORPUS / "rag_output_rails"
+    with pytest.raises(ConfigError) as failed:
+        RailsConfig.from_path(folder)
+    assert str(failed.value).splitlines() == [
+        f"{folder / 'config.yml'}:9: rails.output.flows[0]: 'self check facts' is one of NeMo's "
+        "built-in rails that railstream does not have",
+        f"{folder / 'config.yml'}:10: rails.output.flows[1]: 'self check hallucination' is one "
+        "of NeMo's built-in rails that railstream does not have",
+    ]
+    (tmp_path / "config.yml").write_text(
+        "models:\n  - {type: main, engine: scripted, parameters: {responses: [hi]}}\n"
+        "rails:\n  output:\n    flows: [self check facts]\n"
+    )
+    (tmp_path / "actions.py").write_text(
+        "from engine import action\n\n\n@action()\ndef self_check_facts(bot_message):\n"
+        "    return True\n"
+    )
+    LLMRails(RailsConfig.from_path(tmp_path)).check()
+
+
+def test_an_actions_py_of_a_judges_name_needs_no_prompt_for_it(tmp_path: Path) -> None:
+    (tmp_path / "config.yml").write_text(
+        "models:\n  - {type: main, engine: scripted, parameters: {responses: [hi]}}\n"
+        "rails:\n  output:\n    flows: [self check output]\n    streaming: {enabled: true}\n"
+    )
+    (tmp_path / "actions.py").write_text(
+        "from engine import action\n\n\n@action()\ndef self_check_output(bot_message):\n"
+        "    return 'hi' not in bot_message\n"
+    )
+    rails = LLMRails(RailsConfig.from_path(tmp_path))
+    rails.check()
+    reply = rails.generate(messages=user("hello"))
+    assert reply == {"role": "assistant", "content": BLOCKED_REPLY}  # its own verdict

@@ -112,4 +112,27 @@ MUTATIONS = [
         new="        if False:\n",
         tests=(T + "test_a_nemo_actions_py_fails_with_the_one_line_to_change",),
     ),
+    Mutation(
+        name="flows: a NeMo rail railstream lacks is taken for an action",
+        path="config_schema/loader.py",
+        old="        if ref.name in NEMO_ONLY_RAILS and not ref.parameters:\n",
+        new="        if False:\n",
+        tests=(
+            T + "test_a_nemo_rail_railstream_lacks_is_refused_at_load_unless_actions_py_serves_it",
+        ),
+    ),
+    Mutation(
+        name="flows: the loader asks for a built-in's prompt that actions.py replaces",
+        path="config_schema/loader.py",
+        old='        if ref.name.replace(" ", "_") in config.actions:\n            continue  # the folder\'s own action serves it (actions.py)\n',
+        new="",
+        tests=(T + "test_an_actions_py_of_a_judges_name_needs_no_prompt_for_it",),
+    ),
+    Mutation(
+        name="flows: the facade builds a built-in that actions.py replaces",
+        path="engine/llmrails.py",
+        old="                continue  # actions.py serves it: no built-in (nor its prompt) is needed\n",
+        new="                pass\n",
+        tests=(T + "test_an_actions_py_of_a_judges_name_needs_no_prompt_for_it",),
+    ),
 ]
