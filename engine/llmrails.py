@@ -33,14 +33,12 @@ from .errors import (
 )
 from .log import GenerationLog, GenerationOptions, GenerationResponse, parse_options
 from .messages import Released, StreamEnded, StreamFailed
-from .pipeline import Pipeline, PipelinePlan
+from .pipeline import BLOCKED_REPLY, Pipeline, PipelinePlan
 from .stream import RailsStream
 from .streaming import StreamingHandler
 
 __all__ = ["BLOCKED_REPLY", "INTERNAL_ERROR_REPLY", "LLMRails"]
 
-# What generate() answers in place of a blocked reply, as NeMo Guardrails does.
-BLOCKED_REPLY = "I'm sorry, I can't respond to that."
 INTERNAL_ERROR_REPLY = "I'm sorry, an internal error has occurred."
 
 _ROLES = ("system", "user", "assistant", "tool", "developer")
@@ -104,9 +102,14 @@ class LLMRails:
         }
         if llm is not None:
             self._providers["main"] = llm
+        # Each flow's action name, read once (a flow may carry $parameters after its name).
+        self._action_names = {
+            flow: parse_flow(flow).name.replace(" ", "_")
+            for flow in (*config.rails.input.flows, *config.rails.output.flows)
+        }
         self._builtin: dict[str, Rail] = {}
         for flow in (*config.rails.input.flows, *config.rails.output.flows):
-            if parse_flow(flow).name.replace(" ", "_") in config.actions:
+            if self._action_names[flow] in config.actions:
                 continue  # actions.py serves it: no built-in (nor its prompt) is needed
             rail = builtin_rail(flow, config, self._providers)
             if rail is not None:
@@ -310,7 +313,7 @@ class LLMRails:
     def _rail(self, flow: str, side: Side = "output") -> Rail | None:
         # A registered action of the flow's name wins over the built-in of that name, as in
         # NeMo (an application's own self_check_output replaces NeMo's).
-        action = self._actions.get(parse_flow(flow).name.replace(" ", "_"))
+        action = self._actions.get(self._action_names[flow])
         if action is not None:
             return ActionRail(flow, action, side)
         return self._builtin.get(flow)

@@ -44,7 +44,10 @@ from stages.rails import Rail, RailContext, WindowEvaluator, run_rails
 from stages.usage import UsageLedger, run_usage
 from stages.usercode import TrioUserCode, UserCode
 
-__all__ = ["CHANNEL_CAPACITY", "Pipeline", "PipelinePlan", "PipelineStatistics"]
+__all__ = ["BLOCKED_REPLY", "CHANNEL_CAPACITY", "Pipeline", "PipelinePlan", "PipelineStatistics"]
+
+# NeMo Guardrails' answer in place of a blocked reply (or a blocked user message).
+BLOCKED_REPLY = "I'm sorry, I can't respond to that."
 
 # Small on purpose: each one bounds how far generation may run ahead of the consumer.
 CHANNEL_CAPACITY = {"tokens": 4, "windows": 4, "output": 1, "usage": 16}
@@ -71,7 +74,7 @@ class PipelinePlan:
     input_parallel: bool = False
     input_rail_timeout_s: float | None = None
     input_rail_timeouts_s: Mapping[str, float] = attrs.field(factory=dict)
-    refusal: str = "I'm sorry, I can't respond to that."
+    refusal: str = BLOCKED_REPLY
     config: Any = None
     # Where the application's actions and generator run (its event loop, worker threads).
     host: UserCode = attrs.field(factory=TrioUserCode)

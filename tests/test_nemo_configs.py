@@ -550,3 +550,33 @@ def test_an_actions_py_of_a_judges_name_needs_no_prompt_for_it(tmp_path: Path) -
     rails.check()
     reply = rails.generate(messages=user("hello"))
     assert reply == {"role": "assistant", "content": BLOCKED_REPLY}  # its own verdict
+
+
+@pytest.mark.parametrize(
+    ("parser", "answer", "verdict"),
+    [
+        ("nemoguard_parse_prompt_safety", '{"User Safety": "safe"}', (True, [])),
+        (
+            "nemoguard_parse_prompt_safety",
+            '{"User Safety": "unsafe", "Safety Categories": "Violence, PII"}',
+            (False, ["Violence", "PII"]),
+        ),
+        (
+            "nemoguard_parse_response_safety",
+            '{"User Safety": "unsafe", "Response Safety": "safe"}',
+            (True, []),
+        ),
+        ("nemoguard_parse_response_safety", '{"User Safety": "safe"}', (False, [])),
+        ("nemoguard_parse_prompt_safety", "safe", (False, [])),  # not JSON: unreadable, blocks
+        ("is_content_safe", "No", (True, [])),
+        ("is_content_safe", "Yes", (False, [])),
+        ("is_content_safe", "unsafe\nS1,S10", (False, ["S1", "S10"])),
+        ("is_content_safe", "maybe", (False, [])),
+    ],
+)
+def test_each_output_parser_reads_its_models_answers_and_blocks_what_it_cannot_read(
+    parser: str, answer: str, verdict: tuple[bool, list[str]]
+) -> None:
+    from stages.rails.builtin import parse_with
+
+    assert parse_with(parser, answer) == verdict

@@ -161,19 +161,12 @@ def parse_with(parser: str, answer: str) -> tuple[bool, list[str]]:
     """``(allowed, categories)`` by the parser a prompt names (``output_parser``)."""
     if parser == "is_content_safe":
         return parse_is_content_safe(answer)
-    if parser == "nemoguard_parse_prompt_safety":
-        return (
-            parse_safety_answer(answer, side="input")
-            if answer.strip().startswith("{")
-            else (False, [])
-        )
-    if parser == "nemoguard_parse_response_safety":
-        return (
-            parse_safety_answer(answer, side="output")
-            if answer.strip().startswith("{")
-            else (False, [])
-        )
-    raise ValueError(f"unknown output parser {parser!r}")  # the loader refuses these
+    if parser not in ("nemoguard_parse_prompt_safety", "nemoguard_parse_response_safety"):
+        raise ValueError(f"unknown output parser {parser!r}")  # the loader refuses these
+    if not answer.strip().startswith("{"):
+        return False, []  # NemoGuard answers JSON; anything else is unreadable, and blocks
+    side: Literal["input", "output"] = "input" if parser.endswith("prompt_safety") else "output"
+    return parse_safety_answer(answer, side=side)
 
 
 class _LLMJudge:
