@@ -89,20 +89,31 @@ class InputRailsConfig:
     They run on the last user message, once, before the model is asked; a block answers with
     NeMo's refusal. ``rail_timeout_s`` (and ``rail_timeouts_s`` per flow) bound each rail: past
     it, the rail fails closed.
+
+    ``speculative_generation`` (railstream's, not NeMo's): ask the model at once, while the input
+    rails run, so time to first chunk is the longer of the two rather than their sum. Nothing it
+    generates is released, or checked by output rails, until the input rails pass; a block
+    cancels it. Off by default: a blocked request then costs the tokens generated meanwhile.
     """
 
     flows: tuple[str, ...] = ()
     parallel: bool = False
     rail_timeout_s: float | None = 30.0
     rail_timeouts_s: dict[str, float] = attrs.field(factory=dict)
+    speculative_generation: bool = False
 
 
 @attrs.frozen(kw_only=True)
 class RailsSection:
-    """``rails``: input and output rails; NeMo's other sections are refused."""
+    """``rails``: input and output rails; NeMo's other sections are refused.
+
+    ``refusal`` (railstream's; NeMo says it with a Colang ``bot refuse to respond``) is the
+    answer to a blocked user message, and to a blocked reply asked for whole.
+    """
 
     input: InputRailsConfig = attrs.field(factory=InputRailsConfig)
     output: OutputRailsConfig = attrs.field(factory=OutputRailsConfig)
+    refusal: str = "I'm sorry, I can't respond to that."
 
 
 @attrs.frozen(kw_only=True)

@@ -158,6 +158,8 @@ def _describe(error: dict[str, Any]) -> tuple[str, str]:
 
 
 class _Backend(Protocol):
+    refusal: str  # what the history keeps in place of a blocked reply
+
     async def reply(
         self, history: list[dict[str, str]], streaming: bool, on_text: Callable[[str], None]
     ) -> dict[str, Any] | None:
@@ -168,6 +170,7 @@ class _Backend(Protocol):
 class _Local:
     def __init__(self, rails: LLMRails) -> None:
         self.rails = rails
+        self.refusal = rails.config.rails.refusal
 
     async def reply(
         self, history: list[dict[str, str]], streaming: bool, on_text: Callable[[str], None]
@@ -199,6 +202,7 @@ class _Remote:
         self.url = url.rstrip("/") + "/v1/chat/completions"
         self.config_id = config_id
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
+        self.refusal = BLOCKED_REPLY  # the server's config is not known here: NeMo's default
 
     async def reply(
         self, history: list[dict[str, str]], streaming: bool, on_text: Callable[[str], None]
@@ -305,7 +309,7 @@ class _Chat:
         if error is not None:
             self.term.notice(*_describe(error))
             # A blocked text never enters the history: the model must not see it again.
-            self.history.append({"role": "assistant", "content": BLOCKED_REPLY})
+            self.history.append({"role": "assistant", "content": self.backend.refusal})
         else:
             # What the user saw, even if interrupted, is what the model said.
             self.history.append({"role": "assistant", "content": "".join(parts)})

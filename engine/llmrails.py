@@ -9,7 +9,7 @@ import sniffio
 import trio
 
 from config_schema import ConfigError, RailsConfig
-from config_schema.actions import ACTION_NAME_ATTR
+from config_schema.actions import action_name_of
 from config_schema.engines import OpenAISettings
 from config_schema.flows import parse_flow
 from config_schema.loader import locate
@@ -119,7 +119,7 @@ class LLMRails:
 
     def register_action(self, fn: Callable[..., Any], name: str | None = None) -> None:
         """Register ``fn`` (sync or async) as the action ``name`` (default: its own name)."""
-        name = name or getattr(fn, ACTION_NAME_ATTR, None) or getattr(fn, "__name__", None)
+        name = name or action_name_of(fn) or getattr(fn, "__name__", None)
         if not isinstance(name, str) or not name:
             raise TypeError(f"cannot tell the action name of {fn!r}: pass name=")
         self._actions[name] = Action.from_callable(fn, name)
@@ -234,7 +234,7 @@ class LLMRails:
                 streaming_handler.close()
         content = "".join(parts)
         if isinstance(final, StreamFailed):
-            content = self._failed_reply(final)
+            content = self._failed_reply(final, self.config.rails.refusal)
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if isinstance(final, StreamEnded) and final.tool_calls:
             message["tool_calls"] = [dict(call) for call in final.tool_calls]
@@ -272,10 +272,10 @@ class LLMRails:
     # internals
 
     @staticmethod
-    def _failed_reply(final: StreamFailed) -> str:
+    def _failed_reply(final: StreamFailed, refusal: str) -> str:
         error = final.error
         if error.type == "guardrails_violation":
-            return BLOCKED_REPLY
+            return refusal
         if error.type == "internal_error":
             return INTERNAL_ERROR_REPLY
         # The model failed: the generation stage hands on the provider's own exception
@@ -399,7 +399,8 @@ class LLMRails:
             input_parallel=inputs.parallel,
             input_rail_timeout_s=inputs.rail_timeout_s,
             input_rail_timeouts_s=inputs.rail_timeouts_s,
-            refusal=BLOCKED_REPLY,
+            speculative_generation=inputs.speculative_generation,
+            refusal=self.config.rails.refusal,
             config=self.config,
             host=host,
         )

@@ -2,8 +2,8 @@
 by bounded channels.
 
     user message ─▶ input rails ─(block)─▶ refusal ─────────────────────────▶ consumer
-                        │ pass
-                        ▼
+                        │ pass (speculative_generation: the generation stage starts at once,
+                        ▼  the others only when the input rails pass; a block cancels it)
 
     ┌────────────┐ GenerationEvent ┌───────────┐ BufferEvent ┌───────┐ OutputEvent
     │ generation │───────(4)──────▶│ buffering │─────(4)────▶│ rails │─────(1)─────▶ consumer
@@ -75,6 +75,8 @@ class PipelinePlan:
     input_rail_timeout_s: float | None = None
     input_rail_timeouts_s: Mapping[str, float] = attrs.field(factory=dict)
     refusal: str = BLOCKED_REPLY
+    # Ask the model while the input rails run; nothing it says is read until they pass.
+    speculative_generation: bool = False
     config: Any = None
     # Where the application's actions and generator run (its event loop, worker threads).
     host: UserCode = attrs.field(factory=TrioUserCode)
@@ -138,7 +140,9 @@ class Pipeline:
                     record=rails_usage.send,
                     host=plan.host,
                 )
-                if plan.input_rails and not await self._input_passes(context, output_send):
+                speculate = bool(plan.input_rails) and plan.speculative_generation
+                checked_first = plan.input_rails and not speculate
+                if checked_first and not await self._input_passes(context, output_send):
                     return  # blocked: the model is never asked
                 evaluator = None
                 if has_rails:
@@ -159,6 +163,13 @@ class Pipeline:
                     stages.start_soon(
                         run_generation, plan.provider, plan.request, tokens_send, generation_usage
                     )
+                    if speculate and not await self._input_passes(context, output_send):
+                        # Blocked while the model was already generating: nothing of it was
+                        # read past the token channel, and the cancel closes its stream now.
+                        stages.cancel_scope.cancel()
+                        return
+                    # Speculating, generation ran ahead only as far as the token channel holds;
+                    # what it made is buffered and checked from here, as if it had just come.
                     stages.start_soon(
                         partial(
                             run_buffering,

@@ -22,6 +22,8 @@ import trio
 class Script:
     tokens: list[str] = attrs.field(factory=lambda: ["Hello", " from", " the", " server."])
     delay: float = 0.0  # seconds between tokens (a whole reply: it is sent after all of them)
+    # Seconds before the first token (a model's prefill and queueing), after the headers.
+    first_token_delay: float = 0.0
     usage: bool = True  # a usage chunk when the client asks for one
     usage_fields: dict[str, Any] | None = None  # the usage object as sent, instead of the full one
     status: int = 200
@@ -50,7 +52,8 @@ class Script:
 
     @classmethod
     def from_model(cls, model: str) -> Script | None:
-        """A benchmark's script from its model name: ``bench:tokens=2000:delay=0.001:forbidden=1000``."""
+        """A benchmark's script from its model name: ``bench:tokens=2000:delay=0.001:forbidden=1000``
+        (``ttft=0.2``: seconds before the first token)."""
         if not model.startswith("bench:"):
             return None
         fields = dict(part.split("=", 1) for part in model.split(":")[1:])
@@ -59,6 +62,7 @@ class Script:
         return cls(
             tokens=["x "] * tokens,
             delay=float(fields.get("delay", "0")),
+            first_token_delay=float(fields.get("ttft", "0")),
             stamp=True,
             forbidden_at=int(forbidden) if forbidden else None,
         )
@@ -206,7 +210,7 @@ class FakeOpenAI:
             return True
         if not served.body.get("stream"):
             # As vLLM and OpenAI do: nothing is sent until the whole reply is generated.
-            await trio.sleep(script.delay * len(script.tokens))
+            await trio.sleep(script.first_token_delay + script.delay * len(script.tokens))
             text = "".join(script.tokens)
             reply = {
                 "id": "cmpl-1",
@@ -311,6 +315,8 @@ class FakeOpenAI:
         await flush()
         if script.endless_line is not None:
             await self._endless_line(stream, served, script.endless_line)
+        if script.first_token_delay:
+            await trio.sleep(script.first_token_delay)
         start = trio.current_time()
         for i, token in enumerate(script.tokens):
             if script.drop_after == i:

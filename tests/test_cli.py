@@ -365,3 +365,46 @@ def test_the_readme_server_lines_can_be_pasted(tmp_path: Path) -> None:
     assert result.stdout.rstrip().endswith("data: [DONE]"), result.stdout
     assert '"content": "Hello' in result.stdout  # the demo's first reply, streamed
     assert '"error"' not in result.stdout
+
+
+def input_rails_config(folder: Path) -> Path:
+    """An input rail (actions.py, NeMo's import) and the config's own refusal."""
+    scripted_config(
+        folder,
+        "rails:\n  refusal: Not something I can help with.\n"
+        "  input:\n    flows: [check user message]\n",
+    )
+    (folder / "actions.py").write_text(
+        "from nemoguardrails.actions import action\n\n\n"
+        "@action()\n"
+        "async def check_user_message(user_message: str) -> bool:\n"
+        "    return 'bomb' not in user_message\n"
+    )
+    return folder
+
+
+@pytest.mark.parametrize("how", ["whole", "streaming", "server"])
+def test_an_input_block_shows_the_configs_refusal_and_the_chat_goes_on(
+    tmp_path: Path, how: str
+) -> None:
+    """The refusal is the config's, locally and through a server; streamed, the block is named
+    as well; the next message is answered by the model."""
+    folder = input_rails_config(tmp_path / "guarded")
+    stdin = "how do I make a bomb\nhello\n"
+    if how == "server":
+        server = ServerProcess(tmp_path)
+        try:
+            url = ["--server-url", server.url, "--config-id", "guarded", "--streaming"]
+            result = railstream("chat", *url, stdin=stdin)
+        finally:
+            server.stop()
+    else:
+        flags = ["--streaming"] if how != "whole" else []
+        result = railstream("chat", str(folder), *flags, stdin=stdin)
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[0] == "Not something I can help with."
+    if how == "whole":
+        assert lines[1:] == ["fine"]
+    else:
+        assert lines[1:] == ["[blocked] Blocked by check user message rails.", "fine"]

@@ -220,6 +220,99 @@ async def test_parallel_input_rails_the_first_block_cancels_the_others(
     assert server.served == []
 
 
+async def test_speculative_generation_asks_the_model_while_the_input_rail_runs_and_holds_it(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, make: Any
+) -> None:
+    """With ``speculative_generation``, the model is asked at once and has begun its reply
+    while the input rail is still deciding; no text, and no output-rail check, comes before the
+    rail passes; the first chunk then comes at max(rail, model) = 1 s, not their sum (2 s)."""
+    server.default = Script(tokens=REPLY, first_token_delay=0.5, delay=0.1)
+    events: list[tuple[str, float, int]] = []
+
+    async def slow_pass(user_message: str) -> bool:
+        await trio.sleep(1)
+        written = server.served[0].tokens_written if server.served else -1
+        events.append(("input rail done", trio.current_time(), written))
+        return True
+
+    async def check(bot_message: str) -> bool:
+        events.append(("output rail", trio.current_time(), 0))
+        return True
+
+    rails = make(
+        {"check_user_message": slow_pass, "check_reply": check}, speculative_generation=True
+    )
+    with trio.fail_after(HANG_GUARD_S):
+        start = trio.current_time()
+        async with rails.stream_async(messages=user("hello")) as stream:
+            first = None
+            chunks = []
+            async for chunk in stream:
+                first = trio.current_time() - start if first is None else first
+                chunks.append(chunk)
+    assert "".join(chunks) == "".join(REPLY)
+    name, done_at, written = events[0]
+    assert name == "input rail done"
+    assert written > 0, "the model had not been asked (or had sent nothing) during the rail"
+    assert all(at >= done_at for kind, at, _ in events if kind == "output rail")
+    assert first == pytest.approx(1.0)
+    assert len(server.served) == 1
+
+
+async def test_without_speculative_generation_the_first_chunk_waits_for_rail_then_model(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, make: Any
+) -> None:
+    """The default (NeMo's order): the model is asked only once the input rail passed, so the
+    first chunk comes at rail + model = 1.5 s."""
+    server.default = Script(tokens=REPLY, first_token_delay=0.5)
+
+    async def slow_pass(user_message: str) -> bool:
+        await trio.sleep(1)
+        assert server.served == []
+        return True
+
+    rails = make({"check_user_message": slow_pass})
+    with trio.fail_after(HANG_GUARD_S):
+        start = trio.current_time()
+        stream = rails.stream_async(messages=user("hello"))
+        async with stream:
+            first = await stream.__anext__()
+            took = trio.current_time() - start
+    assert first
+    assert took == pytest.approx(1.5)
+
+
+async def test_a_speculative_block_cancels_the_generation_and_releases_none_of_it(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI, make: Any
+) -> None:
+    """A block while the model is already streaming: the refusal and the block, nothing the
+    model said, and its HTTP stream is closed at the block, long before the reply's end; the
+    log records the main call as cancelled."""
+    server.default = Script(tokens=[f"t{i} " for i in range(1000)], delay=0.01)
+
+    async def slow_block(user_message: str) -> bool:
+        await trio.sleep(1)
+        return False
+
+    rails = make({"check_user_message": slow_block}, speculative_generation=True)
+    chunks: list[str] = []
+    with trio.fail_after(HANG_GUARD_S):
+        # Bounded well under the reply's 10 s, so a generation left running is named below.
+        with trio.move_on_after(5):
+            async with rails.stream_async(messages=user("hello")) as stream:
+                chunks.extend([c async for c in stream])
+            chunks.append("<end>")
+        await trio.sleep(1)  # the server sees the close
+    assert chunks[-1:] == ["<end>"], f"the stream did not end after the block: {chunks}"
+    assert chunks == [BLOCKED_REPLY, json.dumps({"error": BLOCKED}), "<end>"]
+    served = server.served[0]
+    assert served.disconnected_at is not None
+    assert served.disconnected_at == pytest.approx(1.0, abs=0.05)
+    assert not served.finished
+    main = [c for c in stream.log.llm_calls if c.task == "general"]
+    assert [c.status for c in main] == ["cancelled"]
+
+
 async def test_self_check_input_asks_its_judge_with_the_user_message(
     autojump_clock: trio.testing.MockClock, server: FakeOpenAI, make: Any
 ) -> None:

@@ -491,25 +491,6 @@ def test_an_unknown_output_parser_is_refused_naming_the_known_ones() -> None:
     )
 
 
-def test_a_nemo_actions_py_fails_with_the_one_line_to_change(tmp_path: Path) -> None:
-    from config_schema import ConfigError
-
-    (tmp_path / "config.yml").write_text(
-        "models:\n  - {type: main, engine: scripted, parameters: {responses: [hi]}}\n"
-    )
-    (tmp_path / "actions.py").write_text(
-        '"""NeMo\'s example."""\n\nfrom nemoguardrails.actions import action\n\n\n'
-        "@action()\ndef check_blocked_terms(context=None):\n    return True\n"
-    )
-    with pytest.raises(ConfigError) as failed:
-        RailsConfig.from_path(tmp_path)
-    assert str(failed.value) == (
-        f"{tmp_path / 'actions.py'}:3: imports nemoguardrails, which is NeMo Guardrails' (not "
-        "installed, nor needed): write `from engine import action` instead of "
-        "`from nemoguardrails.actions import action`"
-    )
-
-
 def test_a_nemo_rail_railstream_lacks_is_refused_at_load_unless_actions_py_serves_it(
     tmp_path: Path,
 ) -> None:

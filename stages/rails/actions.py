@@ -9,7 +9,7 @@ from typing import Any
 
 import attrs
 
-from config_schema.actions import ACTION_BLOCKING_ATTR
+from config_schema.actions import ACTION_BLOCKING_ATTR, output_mapping_of
 
 from ..usercode import UserCode, is_async_callable
 
@@ -33,21 +33,36 @@ class Action:
     is_async: bool = False
     # A sync action declared never to block (@action(blocking=False)): called on the loop.
     inline: bool = False
+    # NeMo's @action(output_mapping=f): f(return value) is True to block.
+    output_mapping: Callable[[Any], Any] | None = None
 
     @classmethod
     def from_callable(cls, fn: Callable[..., Any], name: str) -> Action:
         if not callable(fn):
             raise TypeError(f"action {name!r} is not callable: {fn!r}")
         inline = getattr(fn, ACTION_BLOCKING_ATTR, True) is False
+        mapping = output_mapping_of(fn)
         try:
             signature = inspect.signature(fn)
         except (TypeError, ValueError):
-            return cls(name=name, fn=fn, wants=None, is_async=is_async_callable(fn), inline=inline)
+            return cls(
+                name=name,
+                fn=fn,
+                wants=None,
+                is_async=is_async_callable(fn),
+                inline=inline,
+                output_mapping=mapping,
+            )
         wants: list[str] = []
         for param in signature.parameters.values():
             if param.kind is param.VAR_KEYWORD:
                 return cls(
-                    name=name, fn=fn, wants=None, is_async=is_async_callable(fn), inline=inline
+                    name=name,
+                    fn=fn,
+                    wants=None,
+                    is_async=is_async_callable(fn),
+                    inline=inline,
+                    output_mapping=mapping,
                 )
             if param.name in ACTION_ARGUMENTS and param.kind is not param.POSITIONAL_ONLY:
                 wants.append(param.name)
@@ -57,7 +72,12 @@ class Action:
                     f"provide (it passes, by name: {', '.join(ACTION_ARGUMENTS)})"
                 )
         return cls(
-            name=name, fn=fn, wants=tuple(wants), is_async=is_async_callable(fn), inline=inline
+            name=name,
+            fn=fn,
+            wants=tuple(wants),
+            is_async=is_async_callable(fn),
+            inline=inline,
+            output_mapping=mapping,
         )
 
     async def __call__(self, arguments: Mapping[str, Any], host: UserCode) -> Any:
@@ -81,8 +101,20 @@ class Action:
         return result
 
 
-def interpret_result(value: Any) -> tuple[bool, str | None]:
-    """``(allowed, reason)`` from what an action returned: a bool, or ``.is_blocked``."""
+def interpret_result(
+    value: Any, output_mapping: Callable[[Any], Any] | None = None
+) -> tuple[bool, str | None]:
+    """``(allowed, reason)`` from what an action returned: a bool, or ``.is_blocked``; or,
+    for an action with NeMo's ``output_mapping``, what the mapping says of it (True: block).
+    Anything else fails closed: railstream never guesses that an unknown answer allows."""
+    if output_mapping is not None:
+        # As NeMo does, a tuple's first item is the value mapped.
+        blocked = output_mapping(value[0] if isinstance(value, tuple) else value)
+        if not isinstance(blocked, bool):
+            raise RailResultError(
+                f"output_mapping returned {type(blocked).__name__}, expected bool (True = block)"
+            )
+        return not blocked, None
     if isinstance(value, bool):
         return value, None
     if hasattr(value, "is_blocked"):

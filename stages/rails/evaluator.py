@@ -54,7 +54,7 @@ class ActionRail:
                 "config": context.config,
             }
         value = await self._action(arguments, context.host)
-        allowed, reason = interpret_result(value)
+        allowed, reason = interpret_result(value, self._action.output_mapping)
         return RailResult(allowed=allowed, reason=reason, return_value=value)
 
 

@@ -4,14 +4,16 @@ asked, fail closed, and answer a block with the refusal (issue 14)."""
 from tests.mutation_check import Mutation
 
 T = "tests/test_input_rails.py::"
+SPECULATE = T + "test_speculative_generation_asks_the_model_while_the_input_rail_runs_and_holds_it"
+SPECULATIVE_BLOCK = T + "test_a_speculative_block_cancels_the_generation_and_releases_none_of_it"
 BLOCK = T + "test_an_input_block_answers_the_refusal_and_never_asks_the_model"
 
 MUTATIONS = [
     Mutation(
         name="input rails: never run",
         path="engine/pipeline.py",
-        old="                if plan.input_rails and not await self._input_passes(context, output_send):\n",
-        new="                if False:\n",
+        old="                checked_first = plan.input_rails and not speculate\n",
+        new="                checked_first = False\n",
         tests=(BLOCK, T + "test_an_input_rail_that_raises_fails_closed_and_the_model_is_not_asked"),
     ),
     Mutation(
@@ -76,5 +78,39 @@ MUTATIONS = [
         old="        if action is not None:\n            return ActionRail(flow, action, side)\n        return self._builtin.get(flow)\n",
         new="        if flow not in self._builtin and action is not None:\n            return ActionRail(flow, action, side)\n        return self._builtin.get(flow)\n",
         tests=(T + "test_a_registered_action_with_a_builtins_name_replaces_the_builtin",),
+    ),
+    Mutation(
+        name="speculative generation: the key is ignored (the model waits for the input rails)",
+        path="engine/llmrails.py",
+        old="            speculative_generation=inputs.speculative_generation,\n",
+        new="",
+        tests=(SPECULATE,),
+    ),
+    Mutation(
+        name="speculative generation: on by default",
+        path="config_schema/models.py",
+        old="    speculative_generation: bool = False\n",
+        new="    speculative_generation: bool = True\n",
+        tests=(
+            T + "test_without_speculative_generation_the_first_chunk_waits_for_rail_then_model",
+        ),
+    ),
+    Mutation(
+        name="speculative generation: a block does not cancel the generation",
+        path="engine/pipeline.py",
+        old="                        stages.cancel_scope.cancel()\n                        return\n",
+        new="                        return\n",
+        tests=(SPECULATIVE_BLOCK,),
+    ),
+    Mutation(
+        name="speculative generation: the other stages start before the input rails decide",
+        path="engine/pipeline.py",
+        old="                    if speculate and not await self._input_passes(context, output_send):\n",
+        new=(
+            "                    stages.start_soon(run_buffering, tokens_recv, windows_send)\n"
+            "                    tokens_recv = trio.open_memory_channel[GenerationEvent](0)[1]\n"
+            "                    if speculate and not await self._input_passes(context, output_send):\n"
+        ),
+        tests=(SPECULATE,),
     ),
 ]

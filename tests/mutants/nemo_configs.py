@@ -106,13 +106,6 @@ MUTATIONS = [
         tests=(T + "test_an_unknown_output_parser_is_refused_naming_the_known_ones",),
     ),
     Mutation(
-        name="actions.py: NeMo's import fails without saying what to write instead",
-        path="config_schema/actions.py",
-        old='        if isinstance(exc, ModuleNotFoundError) and (exc.name or "").startswith("nemoguardrails"):\n',
-        new="        if False:\n",
-        tests=(T + "test_a_nemo_actions_py_fails_with_the_one_line_to_change",),
-    ),
-    Mutation(
         name="flows: a NeMo rail railstream lacks is taken for an action",
         path="config_schema/loader.py",
         old="        if ref.name in NEMO_ONLY_RAILS and not ref.parameters:\n",
