@@ -18,7 +18,7 @@ from cattrs.errors import (
 )
 from cattrs.gen import make_dict_structure_fn, override
 
-from .models import RailsConfig
+from .models import ModelConfig, RailsConfig
 
 __all__ = ["Path", "make_converter", "structure_problems", "type_name"]
 
@@ -114,6 +114,12 @@ def make_converter() -> cattrs.Converter:
             _cattrs_forbid_extra_keys=True,
             actions=override(omit=True),
             source=override(omit=True),
+        ),
+    )
+    converter.register_structure_hook(
+        ModelConfig,
+        make_dict_structure_fn(
+            ModelConfig, converter, _cattrs_forbid_extra_keys=True, nemo_engines=override(omit=True)
         ),
     )
     return converter

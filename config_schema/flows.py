@@ -12,7 +12,14 @@ from collections.abc import Mapping
 
 import attrs
 
-__all__ = ["NEMO_ONLY_RAILS", "OUTPUT_PARSERS", "FlowRef", "builtin_judge", "parse_flow"]
+__all__ = [
+    "HTTP_RAILS",
+    "NEMO_ONLY_RAILS",
+    "OUTPUT_PARSERS",
+    "FlowRef",
+    "builtin_judge",
+    "parse_flow",
+]
 
 _PARAMETER = re.compile(r"""\$([A-Za-z_]\w*)=(?:"([^"]*)"|'([^']*)'|(\S+))""")
 
@@ -25,7 +32,11 @@ _JUDGES: dict[str, tuple[str, str | None]] = {
     "content safety check output": ("content_safety_check_output", "content_safety"),
     "llama guard check input": ("llama_guard_check_input", "llama_guard"),
     "llama guard check output": ("llama_guard_check_output", "llama_guard"),
+    # Only with $model=X (NeMo asks for it): the model of type X, task "... $model=X".
+    "topic safety check input": ("topic_safety_check_input", None),
 }
+# NeMo's built-in rails that ask an HTTP endpoint rather than a model: flow -> the side.
+HTTP_RAILS = {"jailbreak detection model": "input"}
 # NeMo's names of the answer parsers a judge prompt may pick (``output_parser``): Llama Guard
 # and ShieldGemma answers (safe / unsafe + categories, yes / no), NemoGuard's JSON verdicts.
 OUTPUT_PARSERS = frozenset(
@@ -35,8 +46,6 @@ OUTPUT_PARSERS = frozenset(
 # NeMo's built-in rails railstream does not have (yet): named so, not taken for actions.
 NEMO_ONLY_RAILS = frozenset(
     {
-        "topic safety check input",
-        "jailbreak detection model",
         "jailbreak detection heuristics",
         "self check facts",
         "self check hallucination",
@@ -46,8 +55,13 @@ NEMO_ONLY_RAILS = frozenset(
     }
 )
 
-# The parameters each built-in takes.
-_PARAMETERS = {"content safety check input": {"model"}, "content safety check output": {"model"}}
+# The parameters each built-in takes, and those it cannot do without.
+_PARAMETERS = {
+    "content safety check input": {"model"},
+    "content safety check output": {"model"},
+    "topic safety check input": {"model"},
+}
+_REQUIRED = {"topic safety check input": {"model"}}
 
 
 @attrs.frozen
@@ -89,6 +103,12 @@ def parse_flow(text: str) -> FlowRef:
             raise ValueError(
                 f"{name!r} takes ${', $'.join(sorted(allowed))}, not ${', $'.join(unknown)}"
             )
+    missing = sorted(_REQUIRED.get(name, set()) - set(parameters))
+    if missing:
+        raise ValueError(
+            f"{name!r} needs ${missing[0]}=<the type of its model in models>, as in NeMo "
+            f"({name} $model=topic_control)"
+        )
     return FlowRef(text=text, name=name, parameters=parameters)
 
 

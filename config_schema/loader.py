@@ -25,7 +25,7 @@ from .actions import load_actions_file
 from .converter import Path, make_converter, structure_problems, type_name
 from .engines import SUPPORTED_ENGINES, engine_parameter_problems
 from .errors import ConfigError, ConfigIgnoredWarning, ConfigProblem
-from .flows import NEMO_ONLY_RAILS, OUTPUT_PARSERS, builtin_judge, parse_flow
+from .flows import HTTP_RAILS, NEMO_ONLY_RAILS, OUTPUT_PARSERS, builtin_judge, parse_flow
 from .models import RailsConfig
 
 __all__ = ["load_content", "load_path", "locate"]
@@ -57,13 +57,40 @@ _NOT_SUPPORTED: dict[tuple[str, ...], str] = {
     **{
         ("rails", key): "is not supported: railstream applies input and output rails only"
         for key in (
-            "dialog",
             "retrieval",
             "tool_input",
             "tool_output",
             "actions",
-            "config",
         )
+    },
+    # The settings of NeMo's rails railstream does not have (rails.config holds those of
+    # jailbreak detection and content safety, which it has).
+    **{
+        ("rails", "config", key): f"configures NeMo's {key} rails, which railstream does not have"
+        for key in (
+            "fact_checking",
+            "autoalign",
+            "patronus",
+            "sensitive_data_detection",
+            "injection_detection",
+            "privateai",
+            "fiddler",
+            "clavata",
+            "pangea",
+            "trend_micro",
+            "ai_defense",
+            "guardrails_ai",
+            "gcp_moderate_text",
+            "cleanlab",
+            "topic_safety",
+        )
+    },
+    **{
+        ("rails", "config", "jailbreak_detection", key): (
+            "is NeMo's older spelling, which railstream does not read: write nim_base_url "
+            "(such as http://host:8000/v1) and nim_server_endpoint (classify)"
+        )
+        for key in ("nim_url", "nim_port")
     },
     ("rails", "output", "apply_to_reasoning_traces"): "is not supported by railstream",
     **{
@@ -73,8 +100,6 @@ _NOT_SUPPORTED: dict[tuple[str, ...], str] = {
     **{
         ("prompts", "*", key): "is not supported by railstream (use task and content)"
         for key in (
-            "messages",
-            "models",
             "max_length",
             "mode",
         )
@@ -98,6 +123,21 @@ _IGNORED: dict[tuple[str, ...], str] = {
         "embedding_search_provider",
     ): "it serves NeMo's dialog and retrieval rails, which railstream does not have",
     ("tracing",): "railstream does not export NeMo's traces",
+    ("rails", "dialog"): (
+        "it tunes NeMo's dialog rails, which Colang defines (refused here): railstream has "
+        "none for it to tune"
+    ),
+    **{
+        ("rails", "config", "jailbreak_detection", key): (
+            "it tunes NeMo's jailbreak detection heuristics and in-process model, which "
+            "railstream does not run (jailbreak detection model asks an endpoint)"
+        )
+        for key in (
+            "length_per_perplexity_threshold",
+            "prefix_suffix_perplexity_threshold",
+            "embedding",
+        )
+    },
 }
 
 
@@ -240,11 +280,12 @@ _OPENAI_COMPATIBLE: dict[str, str | None] = {
 _NEMO_SPELLINGS = {"openai_api_base": "base_url", "openai_api_key": "api_key"}
 
 
-def _nemo_models(data: Any) -> Iterator[tuple[Path, str]]:
+def _nemo_models(data: Any, nemo_engines: dict[int, str]) -> Iterator[tuple[Path, str]]:
     """Rewrite NeMo's ways of writing a model into railstream's, in place (README, "Coming
     from NeMo Guardrails"): engines ``nim`` and ``vllm_openai`` are ``openai`` with their own
     defaults; ``openai_api_base`` is ``base_url``; the model's name may be ``model`` or
-    ``model_name`` in ``parameters``. Yields what cannot be rewritten."""
+    ``model_name`` in ``parameters``. Yields what cannot be rewritten; ``nemo_engines`` gets
+    each rewritten model's engine as NeMo wrote it, by index."""
     models = data.get("models") if isinstance(data, dict) else None
     for i, model in enumerate(models if isinstance(models, list) else []):
         if not isinstance(model, dict) or not isinstance(model.get("parameters", {}), dict):
@@ -270,6 +311,7 @@ def _nemo_models(data: Any) -> Iterator[tuple[Path, str]]:
         engine = model.get("engine")
         if isinstance(engine, str) and engine in _OPENAI_COMPATIBLE:
             model["engine"] = "openai"
+            nemo_engines[i] = engine
             default = _OPENAI_COMPATIBLE[engine]
             if "base_url" not in params:
                 if default is None:
@@ -336,16 +378,51 @@ def _flow_problems(
                 f"{ref.name!r} is one of NeMo's built-in rails that railstream does not have",
             )
             continue
+        if ref.name in HTTP_RAILS:
+            yield from _http_rail_problems(config, ref.name, side, where)
+            continue
         judge = builtin_judge(ref)
         if judge is None:
             continue
         task, model_type = judge
         if not ref.name.endswith(side):
             yield where, f"{ref.name!r} is an {ref.name.rsplit(' ', 1)[-1]} rail, not an {side} one"
+        model = (
+            config.model(model_type)
+            if model_type is not None
+            else config.model(task) or config.model("main")
+        )
         if task not in prompt_tasks:
             yield where, f"flow {flow!r} needs a prompt with task {task!r} in prompts"
-        if model_type is not None and config.model(model_type) is None:
+        elif config.prompt(task, model) is None:
+            named = (
+                f"{(*model.nemo_engines, model.engine)[0]}/{model.model}"
+                if model is not None
+                else "no model"
+            )
+            yield (
+                where,
+                f"flow {flow!r}: no prompt for task {task!r} is for its model ({named}): "
+                "each names other models",
+            )
+        if model_type is not None and model is None:
             yield where, f"flow {flow!r} needs a model of type {model_type!r} in models"
+
+
+def _http_rail_problems(
+    config: RailsConfig, name: str, side: str, where: Path
+) -> Iterator[tuple[Path, str]]:
+    """A built-in that asks an endpoint: on its side, with the endpoint configured."""
+    if HTTP_RAILS[name] != side:
+        yield where, f"{name!r} is an {HTTP_RAILS[name]} rail, not an {side} one"
+    settings = config.rails.config.jailbreak_detection
+    if not (settings.nim_base_url or settings.server_endpoint):
+        yield (
+            where,
+            f"flow {name!r} needs rails.config.jailbreak_detection.nim_base_url (NemoGuard "
+            "JailbreakDetect) or .server_endpoint (NeMo's jailbreak detection server): "
+            "railstream does not run NeMo's in-process model",
+        )
 
 
 def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator[tuple[Path, str]]:
@@ -447,12 +524,33 @@ def _semantic_problems(config: RailsConfig, prompt_tasks: list[str]) -> Iterator
             )
         if prompt.max_tokens is not None and prompt.max_tokens < 1:
             yield ("prompts", i, "max_tokens"), f"must be >= 1, got {prompt.max_tokens}"
+        if (prompt.content is None) == (prompt.messages is None):
+            yield ("prompts", i), "give the prompt as content or as messages (one of the two)"
+        for j, message in enumerate(prompt.messages or ()):
+            if message.type not in _PROMPT_MESSAGE_TYPES:
+                yield (
+                    ("prompts", i, "messages", j, "type"),
+                    f"unknown message type {message.type!r} (NeMo's are system, user, "
+                    "assistant and bot)",
+                )
+        if prompt.models is not None and not prompt.models:
+            yield ("prompts", i, "models"), "must name at least one model (or be left out)"
 
-    seen_tasks: set[str] = set()
-    for i, task in enumerate(prompt_tasks):
-        if task in seen_tasks:
-            yield ("prompts", i, "task"), f"a prompt for task {task!r} is already defined"
-        seen_tasks.add(task)
+    # Several prompts may serve one task for different models; the same task for the same
+    # models twice is a mistake (the second could never be picked).
+    seen_tasks: set[tuple[str, tuple[str, ...] | None]] = set()
+    for i, prompt in enumerate(config.prompts):
+        key = (prompt.task, prompt.models)
+        if key in seen_tasks:
+            for_models = f" for models {list(prompt.models)}" if prompt.models else ""
+            yield (
+                ("prompts", i, "task"),
+                f"a prompt for task {prompt.task!r}{for_models} is already defined",
+            )
+        seen_tasks.add(key)
+
+
+_PROMPT_MESSAGE_TYPES = frozenset({"system", "user", "assistant", "bot"})
 
 
 def _build(
@@ -474,7 +572,8 @@ def _build(
     data = _plain(config_doc.root)
     for path, problem in _not_supported_problems(data):
         report(config_doc, path, problem)
-    for path, problem in _nemo_models(data):
+    nemo_engines: dict[int, str] = {}
+    for path, problem in _nemo_models(data, nemo_engines):
         report(config_doc, path, problem)
     ignored = [
         ConfigProblem(
@@ -541,6 +640,12 @@ def _build(
             config = _CONVERTER.structure(pruned, RailsConfig)
         except BaseValidationError:
             config = None
+    if config is not None and nemo_engines:
+        models = tuple(
+            attrs.evolve(m, nemo_engines=(nemo_engines[i],)) if i in nemo_engines else m
+            for i, m in enumerate(config.models)
+        )
+        config = attrs.evolve(config, models=models)
     if config is not None:
         tasks = [p.task for p in config.prompts]
         # With the folder's actions: an action of a built-in's name replaces that built-in.

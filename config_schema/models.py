@@ -16,14 +16,19 @@ from .secrets import Parameters
 
 __all__ = [
     "BlocklistConfig",
+    "ContentSafetySettings",
     "InputRailsConfig",
     "InstructionConfig",
+    "JailbreakDetectionConfig",
     "ModelConfig",
     "OutputRailsConfig",
     "OutputStreamingConfig",
     "PromptConfig",
+    "PromptMessage",
+    "RailSettings",
     "RailsConfig",
     "RailsSection",
+    "ReasoningConfig",
     "RequestParametersConfig",
 ]
 
@@ -42,6 +47,9 @@ class ModelConfig:
     api_key_env_var: str | None = None
     # Secrets in it (api_key, ...) are redacted in every repr and str (config_schema.secrets).
     parameters: Mapping[str, Any] = attrs.field(factory=Parameters, converter=Parameters)
+    # Not from YAML: the engine as NeMo wrote it (nim, vllm_openai) when the loader mapped it
+    # to ``openai``, so a prompt's ``models: [nim/...]`` still names this model.
+    nemo_engines: tuple[str, ...] = ()
 
 
 @attrs.frozen(kw_only=True)
@@ -104,6 +112,45 @@ class InputRailsConfig:
 
 
 @attrs.frozen(kw_only=True)
+class JailbreakDetectionConfig:
+    """``rails.config.jailbreak_detection``: where ``jailbreak detection model`` asks.
+
+    ``nim_base_url`` + ``nim_server_endpoint``: NemoGuard JailbreakDetect (NVIDIA's hosted one,
+    or a NIM of your own), which takes ``{"input": text}``; ``server_endpoint``: NeMo's own
+    jailbreak detection server, which takes ``{"prompt": text}``. Both answer
+    ``{"jailbreak": true|false, ...}``. The key is ``api_key``, or read from the environment
+    variable ``api_key_env_var``.
+    """
+
+    server_endpoint: str | None = None
+    nim_base_url: str | None = None
+    nim_server_endpoint: str = "classify"
+    api_key_env_var: str | None = None
+    api_key: str | None = attrs.field(default=None, repr=False)
+
+
+@attrs.frozen(kw_only=True)
+class ReasoningConfig:
+    enabled: bool = False
+
+
+@attrs.frozen(kw_only=True)
+class ContentSafetySettings:
+    """``rails.config.content_safety``: ``reasoning.enabled`` is the prompts'
+    ``{{ reasoning_enabled }}`` (Nemotron Content Safety Reasoning's /think or /no_think)."""
+
+    reasoning: ReasoningConfig = attrs.field(factory=ReasoningConfig)
+
+
+@attrs.frozen(kw_only=True)
+class RailSettings:
+    """``rails.config``: settings of NeMo's built-in rails that railstream has."""
+
+    jailbreak_detection: JailbreakDetectionConfig = attrs.field(factory=JailbreakDetectionConfig)
+    content_safety: ContentSafetySettings = attrs.field(factory=ContentSafetySettings)
+
+
+@attrs.frozen(kw_only=True)
 class RailsSection:
     """``rails``: input and output rails; NeMo's other sections are refused.
 
@@ -113,6 +160,7 @@ class RailsSection:
 
     input: InputRailsConfig = attrs.field(factory=InputRailsConfig)
     output: OutputRailsConfig = attrs.field(factory=OutputRailsConfig)
+    config: RailSettings = attrs.field(factory=RailSettings)
     refusal: str = "I'm sorry, I can't respond to that."
 
 
@@ -139,11 +187,28 @@ class InstructionConfig:
 
 
 @attrs.frozen(kw_only=True)
+class PromptMessage:
+    """One message of a message-list prompt: NeMo's ``type`` (system, user, assistant or
+    bot) and its template."""
+
+    type: str
+    content: str
+
+    @property
+    def role(self) -> str:
+        return "assistant" if self.type == "bot" else self.type
+
+
+@attrs.frozen(kw_only=True)
 class PromptConfig:
-    """One entry of ``prompts``: the template used for an LLM task."""
+    """One entry of ``prompts``: the template used for an LLM task, as one text
+    (``content``: sent as the user's message) or as messages with roles (``messages``).
+    ``models`` limits it to some models (NeMo's ``engine/model``, ``model`` or ``engine``)."""
 
     task: str
-    content: str
+    content: str | None = None
+    messages: tuple[PromptMessage, ...] | None = None
+    models: tuple[str, ...] | None = None
     # How the judge's answer is read (NeMo's names; see config_schema.flows.OUTPUT_PARSERS),
     # and the judge call's own limits.
     output_parser: str | None = None
@@ -202,9 +267,36 @@ class RailsConfig:
                 return model
         return None
 
-    def prompt(self, task: str) -> PromptConfig | None:
-        """The prompt configured for ``task``, if any."""
+    def prompt(self, task: str, model: ModelConfig | None = None) -> PromptConfig | None:
+        """The prompt configured for ``task`` and the ``model`` that will answer it, if any.
+
+        As NeMo picks: of the task's prompts, one naming the model as ``engine/model`` beats
+        one naming the model alone, which beats one naming the engine alone, which beats one
+        naming no models; one naming only other models is never picked. The first wins a tie.
+        """
+        best: tuple[float, PromptConfig] | None = None
         for prompt in self.prompts:
-            if prompt.task == task:
-                return prompt
-        return None
+            if prompt.task != task:
+                continue
+            score = _prompt_score(prompt, model)
+            if score > 0 and (best is None or score > best[0]):
+                best = (score, prompt)
+        return best[1] if best else None
+
+
+def _prompt_score(prompt: PromptConfig, model: ModelConfig | None) -> float:
+    if prompt.models is None:
+        return 0.2
+    if model is None:
+        return 0.0
+    engines = {model.engine, *model.nemo_engines}
+    score = 0.0
+    for name in prompt.models:
+        engine, _, model_name = name.partition("/")
+        if model_name and engine in engines and model_name == model.model:
+            score = max(score, 1.0)
+        elif name == model.model:
+            score = max(score, 0.8)
+        elif not model_name and name in engines:
+            score = max(score, 0.5)
+    return score

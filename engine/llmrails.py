@@ -111,7 +111,7 @@ class LLMRails:
         for flow in (*config.rails.input.flows, *config.rails.output.flows):
             if self._action_names[flow] in config.actions:
                 continue  # actions.py serves it: no built-in (nor its prompt) is needed
-            rail = builtin_rail(flow, config, self._providers)
+            rail = builtin_rail(flow, config, self._providers, self._http)
             if rail is not None:
                 self._builtin[flow] = rail
         for name, fn in config.actions.items():
@@ -370,8 +370,15 @@ class LLMRails:
                 )
             # Without streaming, the model is asked for its whole reply (a plain request).
             provider = main if streaming else WholeReply(main)
-        user_message = next(
-            (m["content"] or "" for m in reversed(checked) if m["role"] == "user"), ""
+        last_user = next(
+            (i for i in range(len(checked) - 1, -1, -1) if checked[i]["role"] == "user"), None
+        )
+        user_message = (checked[last_user]["content"] or "") if last_user is not None else ""
+        # What came before it, as the rails that judge a message in context read it.
+        history = tuple(
+            {"role": m["role"], "content": m["content"]}
+            for m in checked[: last_user or 0]
+            if m["role"] in ("user", "assistant") and isinstance(m.get("content"), str)
         )
         streaming_config = self.config.rails.output.streaming
         inputs = self.config.rails.input
@@ -395,6 +402,7 @@ class LLMRails:
             stream_first=streaming_config.stream_first if streaming else False,
             max_concurrent_checks=streaming_config.max_concurrent_checks,
             user_message=user_message,
+            history=history,
             input_rails=input_rails,
             input_parallel=inputs.parallel,
             input_rail_timeout_s=inputs.rail_timeout_s,

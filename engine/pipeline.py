@@ -69,6 +69,8 @@ class PipelinePlan:
     stream_first: bool = True
     max_concurrent_checks: int = 1
     user_message: str = ""
+    # The conversation before user_message (user and assistant turns).
+    history: Sequence[Mapping[str, Any]] = ()
     # Run once on user_message before the model is asked; a block answers with ``refusal``.
     input_rails: Sequence[Rail] = ()
     input_parallel: bool = False
@@ -136,6 +138,7 @@ class Pipeline:
             with self._stages_scope, output_send, generation_usage, rails_usage:
                 context = RailContext(
                     user_message=plan.user_message,
+                    history=tuple(plan.history),
                     config=plan.config,
                     record=rails_usage.send,
                     host=plan.host,

@@ -52,7 +52,7 @@ models:
     parameters: {responses: [], delay_ms: -1, temperature: 0}
 passthrough: true
 rails:
-  dialog: {flows: [x]}
+  retrieval: {flows: [x]}
   output:
     flows: [self check output, check x, check x]
     streaming:
@@ -73,7 +73,7 @@ def test_every_shape_problem_is_reported_at_once_with_its_line() -> None:
         "<yaml_content>:3: models[0].engin: unknown key",
         "<yaml_content>:4: models[1].type: expected a string, got an integer",
         "<yaml_content>:7: passthrough: is a NeMo Guardrails setting that railstream does not support",
-        "<yaml_content>:9: rails.dialog: is not supported: railstream applies input and output rails only",
+        "<yaml_content>:9: rails.retrieval: is not supported: railstream applies input and output rails only",
         "<yaml_content>:13: rails.output.streaming.enabled: expected true or false, got a string",
         "<yaml_content>:15: rails.output.streaming.bogus: unknown key",
         "<yaml_content>:18: prompts[0].content: expected a string, got an integer",
@@ -91,7 +91,7 @@ def test_every_value_problem_is_reported_at_once_with_its_line() -> None:
         .replace("content: 1", "content: c")
         .replace("passthrough: true\n", "")
     )
-    fixed = fixed.replace("  dialog: {flows: [x]}\n", "")
+    fixed = fixed.replace("  retrieval: {flows: [x]}\n", "")
     with pytest.raises(ConfigError) as exc:
         RailsConfig.from_content(yaml_content=fixed)
     assert problems(exc) == [
@@ -172,8 +172,8 @@ def test_every_value_problem_is_reported_at_once_with_its_line() -> None:
             "actions: {}\n", "<yaml_content>:1: actions: unknown key", id="actions-is-not-yaml"
         ),
         pytest.param(
-            "rails: {dialog: {}, output: {apply_to_reasoning_traces: true}}\n",
-            "<yaml_content>:1: rails.dialog: is not supported: railstream applies input and output rails only\n"
+            "rails: {retrieval: {}, output: {apply_to_reasoning_traces: true}}\n",
+            "<yaml_content>:1: rails.retrieval: is not supported: railstream applies input and output rails only\n"
             "<yaml_content>:1: rails.output.apply_to_reasoning_traces: is not supported by railstream",
             id="nemo-only",
         ),
@@ -299,7 +299,10 @@ def test_a_self_check_prompt_with_unknown_variables_is_refused_at_construction(
     config = RailsConfig.from_content(yaml_content=yaml)
     with pytest.raises(
         ValueError,
-        match=r"uses bot_respons; it may use only \{\{ bot_response \}\} and \{\{ user_input \}\}$",
+        match=(
+            r"uses bot_respons; it may use only \{\{ bot_response \}\}, \{\{ config \}\}, "
+            r"\{\{ general_instructions \}\}, \{\{ reasoning_enabled \}\}, \{\{ user_input \}\}$"
+        ),
     ):
         LLMRails(config)
 

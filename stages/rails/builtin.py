@@ -14,21 +14,23 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import re
 import unicodedata
 import warnings
 from collections.abc import Mapping
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
+import httpx
 import jinja2
 import jinja2.meta
 import jinja2.sandbox
 import trio
 
-from config_schema import BlocklistConfig
+from config_schema import BlocklistConfig, JailbreakDetectionConfig, PromptConfig
 from config_schema.flows import builtin_judge, parse_flow
 from engine.messages import LLMCall, Stopwatch, Usage, Window
-from stages.generation import ChatProvider, ChatRequest, Completion
+from stages.generation import ChatProvider, ChatRequest, Completion, HttpClients
 
 from .context import RailContext, RailResult
 
@@ -36,17 +38,24 @@ __all__ = [
     "BlocklistCheckOutput",
     "ContentSafetyCheckInput",
     "ContentSafetyCheckOutput",
+    "JailbreakDetectionError",
+    "JailbreakDetectionModel",
     "LlamaGuardCheckInput",
     "LlamaGuardCheckOutput",
     "SelfCheckInput",
     "SelfCheckOutput",
+    "TEMPLATE_VARIABLES",
+    "TopicSafetyCheckInput",
     "normalise_blocklist_text",
     "parse_judge_answer",
     "parse_safety_answer",
 ]
 
 
-_TEMPLATE_VARIABLES = frozenset({"bot_response", "user_input"})
+# NeMo's prompt variables railstream renders (the others serve its dialog rails).
+TEMPLATE_VARIABLES = frozenset(
+    {"bot_response", "user_input", "config", "general_instructions", "reasoning_enabled"}
+)
 _ENV = jinja2.sandbox.SandboxedEnvironment(undefined=jinja2.StrictUndefined, autoescape=False)
 _WORD = re.compile(r"[a-z]+")
 _WORD_CHAR = re.compile(r"\w")
@@ -170,47 +179,77 @@ def parse_with(parser: str, answer: str) -> tuple[bool, list[str]]:
 
 
 class _LLMJudge:
-    """A rail that asks a model about the window: prompt, call, record, verdict."""
+    """A rail that asks a model about the window: prompt, call, record, verdict.
+
+    The prompt is its ``content`` (sent as the user's message) or its ``messages`` (each with
+    its role), rendered with NeMo's variables: ``user_input``, ``bot_response``, ``config``
+    (the whole config: ``{{ config.instructions[0].content }}``), ``general_instructions``
+    and ``reasoning_enabled`` (``rails.config.content_safety.reasoning.enabled``).
+    """
 
     name: str
     action_name: str
     side: Literal["input", "output"] = "output"
+    # The judge call's own parameters unless its prompt sets them (NeMo's, per rail).
+    default_parameters: ClassVar[Mapping[str, Any]] = {}
 
     def __init__(
         self,
         *,
-        template: str,
+        prompt: PromptConfig,
         provider: ChatProvider,
         name: str | None = None,
-        output_parser: str | None = None,
-        call_parameters: Mapping[str, Any] | None = None,
+        config: Any = None,
     ) -> None:
         if name is not None:
             self.name = name  # as written in the config, parameters and all
-        self._parser = output_parser
-        self._call_parameters = dict(call_parameters or {})  # the prompt's max_tokens, stop
-        source = _ENV.parse(template)
-        unknown = jinja2.meta.find_undeclared_variables(source) - _TEMPLATE_VARIABLES
-        if unknown:
-            # A typo here would judge an empty text, and likely let everything through.
-            raise ValueError(
-                f"the {self.action_name} prompt uses {', '.join(sorted(unknown))}; "
-                f"it may use only {{{{ bot_response }}}} and {{{{ user_input }}}}"
-            )
-        self._template = _ENV.from_string(template)
+        self._parser = prompt.output_parser
+        # The prompt's max_tokens and stop, over the rail's own defaults.
+        self._call_parameters = dict(self.default_parameters)
+        if prompt.max_tokens is not None:
+            self._call_parameters["max_tokens"] = prompt.max_tokens
+        if prompt.stop is not None:
+            self._call_parameters["stop"] = list(prompt.stop)
+        parts = (
+            [(m.role, m.content) for m in prompt.messages]
+            if prompt.messages is not None
+            else [("user", prompt.content or "")]
+        )
+        self._templates = [(role, self._compile(text)) for role, text in parts]
+        self._variables = template_variables(config)
         self._provider = provider
 
-    async def _ask(self, window: Window, context: RailContext) -> str:
-        if self.side == "input":  # the window is the user's message; there is no reply yet
-            prompt = self._template.render(bot_response="", user_input=window.text)
-        else:
-            prompt = self._template.render(
-                bot_response=window.text, user_input=context.user_message
+    def _compile(self, template: str) -> jinja2.Template:
+        source = _ENV.parse(template)
+        unknown = jinja2.meta.find_undeclared_variables(source) - TEMPLATE_VARIABLES
+        if unknown:
+            # A typo here would judge an empty text, and likely let everything through.
+            allowed = ", ".join(f"{{{{ {v} }}}}" for v in sorted(TEMPLATE_VARIABLES))
+            raise ValueError(
+                f"the {self.action_name} prompt uses {', '.join(sorted(unknown))}; "
+                f"it may use only {allowed}"
             )
+        return _ENV.from_string(template)
+
+    def _messages(self, window: Window, context: RailContext) -> list[dict[str, Any]]:
+        if self.side == "input":  # the window is the user's message; there is no reply yet
+            values = {"bot_response": "", "user_input": window.text}
+        else:
+            values = {"bot_response": window.text, "user_input": context.user_message}
+        return [
+            {"role": role, "content": template.render(**self._variables, **values)}
+            for role, template in self._templates
+        ]
+
+    async def _ask(self, window: Window, context: RailContext) -> str:
+        messages = self._messages(window, context)
+        prompt = (
+            messages[0]["content"]
+            if len(messages) == 1 and messages[0]["role"] == "user"
+            else "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
+        )
         request = ChatRequest(
-            messages=({"role": "user", "content": prompt},),
-            task=self.action_name,
-            parameters=self._call_parameters,
+            messages=tuple(messages), task=self.action_name, parameters=self._call_parameters
         )
         watch = Stopwatch()
         try:
@@ -247,6 +286,19 @@ class _LLMJudge:
             prompt=prompt,
             completion=completion.text if completion is not None else None,
         )
+
+
+def template_variables(config: Any) -> dict[str, Any]:
+    """NeMo's prompt variables that come from the config, not from the text judged."""
+    if config is None:
+        return {"config": None, "general_instructions": "", "reasoning_enabled": False}
+    return {
+        "config": config,
+        "general_instructions": "\n".join(
+            i.content.strip() for i in config.instructions if i.type == "general"
+        ),
+        "reasoning_enabled": config.rails.config.content_safety.reasoning.enabled,
+    }
 
 
 async def _record_anyway(context: RailContext, call: LLMCall) -> None:
@@ -319,6 +371,155 @@ class LlamaGuardCheckOutput(ContentSafetyCheckOutput):
     action_name = "llama_guard_check_output"
 
 
+# NeMo's, appended to a topic control prompt that does not already end with it.
+TOPIC_SAFETY_OUTPUT_RESTRICTION = (
+    'If any of the above conditions are violated, please respond with "off-topic". '
+    'Otherwise, respond with "on-topic". '
+    'You must respond with "on-topic" or "off-topic".'
+)
+
+
+class TopicSafetyCheckInput(_LLMJudge):
+    """NemoGuard topic control, as NeMo asks it: the prompt is the system message (with the
+    on-topic / off-topic instruction appended unless it ends so), then the conversation so
+    far, then the user's message; ``on-topic`` allows, ``off-topic`` blocks, and anything
+    else blocks too (NeMo lets it pass)."""
+
+    name = "topic safety check input"
+    action_name = "topic_safety_check_input"
+    side = "input"
+    default_parameters: ClassVar[Mapping[str, Any]] = {"temperature": 0.01, "max_tokens": 10}
+
+    def _messages(self, window: Window, context: RailContext) -> list[dict[str, Any]]:
+        rendered = super()._messages(window, context)
+        if len(self._templates) == 1 and self._templates[0][0] == "user":
+            # A content prompt: NeMo's system prompt, with its instruction to answer so.
+            system = rendered[0]["content"].strip()
+            if not system.endswith(TOPIC_SAFETY_OUTPUT_RESTRICTION):
+                system = f"{system}\n\n{TOPIC_SAFETY_OUTPUT_RESTRICTION}"
+            rendered = [{"role": "system", "content": system}]
+        history = [dict(m) for m in context.history]
+        return [*rendered, *history, {"role": "user", "content": window.text}]
+
+    async def check(self, window: Window, context: RailContext) -> RailResult:
+        answer = await self._ask(window, context)
+        verdict = answer.strip().lower()
+        allowed = verdict == "on-topic"
+        reason = None
+        if not allowed:
+            reason = (
+                "off-topic" if verdict == "off-topic" else f"the judge answered {answer[:80]!r}"
+            )
+        return RailResult(allowed=allowed, reason=reason, return_value={"on_topic": allowed})
+
+
+class JailbreakDetectionError(Exception):
+    """The jailbreak detection endpoint could not give a verdict (the rail fails closed)."""
+
+
+# Enough for any verdict; a larger answer is not one.
+_JAILBREAK_ANSWER_LIMIT = 65536
+
+
+class JailbreakDetectionModel:
+    """NeMo's ``jailbreak detection model``: the user's message, asked of NemoGuard
+    JailbreakDetect (``nim_base_url`` + ``nim_server_endpoint``: ``{"input": text}``) or of
+    NeMo's jailbreak detection server (``server_endpoint``: ``{"prompt": text}``); both answer
+    ``{"jailbreak": bool, ...}``. An endpoint that fails, or answers anything else, makes the
+    rail fail closed (NeMo lets the message through). The call is in the log, as NeMo logs it,
+    task ``jailbreak_detection_model``."""
+
+    name = "jailbreak detection model"
+    action_name = "jailbreak_detection_model"
+    side: Literal["input", "output"] = "input"
+
+    def __init__(self, settings: JailbreakDetectionConfig, http: HttpClients) -> None:
+        if settings.nim_base_url:
+            base = settings.nim_base_url.rstrip("/")
+            self._url = f"{base}/{settings.nim_server_endpoint.lstrip('/')}"
+            self._field = "input"
+            self._provider = "nim"
+        elif settings.server_endpoint:
+            self._url = settings.server_endpoint
+            self._field = "prompt"
+            self._provider = "jailbreak_detection_server"
+        else:  # the loader refuses this config
+            raise ValueError("jailbreak detection model needs nim_base_url or server_endpoint")
+        key = settings.api_key
+        if key is None and settings.api_key_env_var:
+            key = os.environ.get(settings.api_key_env_var)
+        self._headers = {"Accept": "application/json"}
+        if key:
+            self._headers["Authorization"] = f"Bearer {key}"
+        self._http = http
+
+    async def check(self, window: Window, context: RailContext) -> RailResult:
+        watch = Stopwatch()
+        body = b""
+        try:
+            async with self._http.stream(
+                "POST", self._url, json={self._field: window.text}, headers=self._headers
+            ) as response:
+                async for piece in response.aiter_bytes():
+                    body += piece
+                    if len(body) > _JAILBREAK_ANSWER_LIMIT:
+                        raise JailbreakDetectionError(
+                            f"{self._url} answered more than {_JAILBREAK_ANSWER_LIMIT} bytes"
+                        )
+            status = response.status_code
+            if status != 200:
+                raise JailbreakDetectionError(
+                    f"{self._url} answered HTTP {status}: {body[:200].decode(errors='replace')}"
+                )
+            jailbreak = _read_jailbreak(body)
+        except Exception as exc:
+            await _record_anyway(context, self._record(window, watch, "failed", body))
+            if isinstance(exc, httpx.HTTPError):
+                raise JailbreakDetectionError(f"{self._url}: {type(exc).__name__}: {exc}") from exc
+            raise
+        except BaseException:
+            # Cut off (its rail's timeout, a parallel rail's block): in the log all the same.
+            await _record_anyway(context, self._record(window, watch, "cancelled", body))
+            raise
+        await context.record(self._record(window, watch, "completed", body))
+        if jailbreak:
+            return RailResult(allowed=False, reason="jailbreak", return_value={"jailbreak": True})
+        return RailResult(allowed=True, return_value={"jailbreak": False})
+
+    def _record(
+        self,
+        window: Window,
+        watch: Stopwatch,
+        status: Literal["completed", "cancelled", "failed"],
+        body: bytes,
+    ) -> LLMCall:
+        return LLMCall(
+            task=self.action_name,
+            model=None,
+            provider=self._provider,
+            usage=Usage(),
+            streamed_tokens=0,
+            status=status,
+            **watch.stamps(),
+            window_index=window.index,
+            prompt=window.text,
+            completion=body.decode(errors="replace") if body else None,
+        )
+
+
+def _read_jailbreak(body: bytes) -> bool:
+    try:
+        answer = json.loads(body)
+    except ValueError:
+        raise JailbreakDetectionError(f"the answer is not JSON: {body[:200]!r}") from None
+    verdict = answer.get("jailbreak") if isinstance(answer, dict) else None
+    if not isinstance(verdict, bool):
+        raise JailbreakDetectionError(
+            f'the answer has no "jailbreak": true|false: {body[:200].decode(errors="replace")}'
+        )
+    return verdict
+
+
 class BlocklistCheckOutput:
     r"""Blocks a window holding a listed word or matching a listed pattern.
 
@@ -388,44 +589,37 @@ class BlocklistCheckOutput:
         )
 
 
-def builtin_rail(flow: str, config: Any, providers: dict[str, ChatProvider]) -> Any:
+_JUDGE_CLASSES: dict[str, type[_LLMJudge]] = {
+    "self check input": SelfCheckInput,
+    "self check output": SelfCheckOutput,
+    "content safety check input": ContentSafetyCheckInput,
+    "content safety check output": ContentSafetyCheckOutput,
+    "llama guard check input": LlamaGuardCheckInput,
+    "llama guard check output": LlamaGuardCheckOutput,
+    "topic safety check input": TopicSafetyCheckInput,
+}
+
+
+def builtin_rail(
+    flow: str, config: Any, providers: Mapping[str, ChatProvider], http: HttpClients
+) -> Any:
     """The built-in rail for ``flow`` (as written, parameters and all), or None if it names
     none (it is then an action)."""
     if flow == "blocklist check output":
         return BlocklistCheckOutput(config.rails.output.blocklist)
+    if flow == "jailbreak detection model":
+        return JailbreakDetectionModel(config.rails.config.jailbreak_detection, http)
     ref = parse_flow(flow)
     judge = builtin_judge(ref)
     if judge is None:
         return None
     task, model_type = judge
-    prompt = config.prompt(task)
     # A self check runs on the model of its own task's type if there is one, else main.
-    provider = (
-        providers.get(model_type)
-        if model_type is not None
-        else providers.get(task) or providers.get("main")
-    )
+    answering = model_type if model_type is not None else (task if task in providers else "main")
+    provider = providers.get(answering)
+    prompt = config.prompt(task, config.model(answering))
     if prompt is None or provider is None:
         raise ValueError(
             f"flow {flow!r} needs a prompt for {task!r} and a model of type {model_type or task!r}"
         )
-    classes: dict[str, type[_LLMJudge]] = {
-        "self check input": SelfCheckInput,
-        "self check output": SelfCheckOutput,
-        "content safety check input": ContentSafetyCheckInput,
-        "content safety check output": ContentSafetyCheckOutput,
-        "llama guard check input": LlamaGuardCheckInput,
-        "llama guard check output": LlamaGuardCheckOutput,
-    }
-    call_parameters: dict[str, Any] = {}
-    if prompt.max_tokens is not None:
-        call_parameters["max_tokens"] = prompt.max_tokens
-    if prompt.stop is not None:
-        call_parameters["stop"] = list(prompt.stop)
-    return classes[ref.name](
-        template=prompt.content,
-        provider=provider,
-        name=flow,
-        output_parser=prompt.output_parser,
-        call_parameters=call_parameters,
-    )
+    return _JUDGE_CLASSES[ref.name](prompt=prompt, provider=provider, name=flow, config=config)

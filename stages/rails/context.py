@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, Protocol
 
 import attrs
@@ -21,6 +21,9 @@ class RailContext:
 
     user_message: str
     config: Any
+    # The conversation before the user's message (user and assistant turns), for the rails
+    # that judge a message in its conversation (topic safety).
+    history: tuple[Mapping[str, Any], ...] = ()
     record: Callable[[LogRecord], Awaitable[None]]
     host: UserCode = attrs.field(factory=TrioUserCode)
 

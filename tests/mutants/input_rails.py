@@ -113,4 +113,22 @@ MUTATIONS = [
         ),
         tests=(SPECULATE,),
     ),
+    Mutation(
+        name="refusal: rails.refusal ignored for a streamed input block",
+        path="engine/llmrails.py",
+        old="            refusal=self.config.rails.refusal,\n",
+        new="            refusal=BLOCKED_REPLY,\n",
+        tests=(
+            "tests/test_cli.py::test_an_input_block_shows_the_configs_refusal_and_the_chat_goes_on[streaming]",
+        ),
+    ),
+    Mutation(
+        name="refusal: rails.refusal ignored for a whole reply",
+        path="engine/llmrails.py",
+        old="            content = self._failed_reply(final, self.config.rails.refusal)\n",
+        new="            content = self._failed_reply(final, BLOCKED_REPLY)\n",
+        tests=(
+            "tests/test_cli.py::test_an_input_block_shows_the_configs_refusal_and_the_chat_goes_on[whole]",
+        ),
+    ),
 ]

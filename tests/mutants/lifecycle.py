@@ -8,7 +8,7 @@ MUTATIONS = [
     Mutation(
         name="a block does not cancel generation",
         path="engine/pipeline.py",
-        old="        stages.cancel_scope.cancel()\n",
+        old="        # The stream is over (ended, blocked, or abandoned): nothing upstream may keep running.\n        stages.cancel_scope.cancel()\n",
         new="        pass\n",
         tests=(
             f"{LIFECYCLE}::test_a_block_stops_a_model_that_went_silent_after_the_forbidden_token",

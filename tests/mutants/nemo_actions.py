@@ -53,10 +53,7 @@ MUTATIONS = [
     Mutation(
         name="nemo actions: NeMo's action_meta output_mapping not read",
         path="config_schema/actions.py",
-        old="""    mapping = getattr(fn, ACTION_OUTPUT_MAPPING_ATTR, None) or _nemo_meta(fn).get(
-        "output_mapping"
-    )
-""",
+        old='    mapping = getattr(fn, ACTION_OUTPUT_MAPPING_ATTR, None) or _nemo_meta(fn).get("output_mapping")\n',
         new="    mapping = getattr(fn, ACTION_OUTPUT_MAPPING_ATTR, None)\n",
         tests=(T + "test_an_action_marked_by_nemos_own_decorator_is_registered_with_its_mapping",),
     ),

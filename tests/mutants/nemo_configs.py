@@ -94,8 +94,8 @@ MUTATIONS = [
     Mutation(
         name="prompts: a prompt's max_tokens is not sent",
         path="stages/rails/builtin.py",
-        old='        call_parameters["max_tokens"] = prompt.max_tokens\n',
-        new="        pass\n",
+        old='            self._call_parameters["max_tokens"] = prompt.max_tokens\n',
+        new="            pass\n",
         tests=(T + "test_the_content_safety_2024_folder_reads_each_guard_by_its_output_parser",),
     ),
     Mutation(

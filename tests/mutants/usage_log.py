@@ -8,8 +8,8 @@ MUTATIONS = [
     Mutation(
         name="a judge call cut off by a timeout or a block vanishes from the log",
         path="stages/rails/builtin.py",
-        old="        except BaseException:\n            # Cut off",
-        new="        except ZeroDivisionError:\n            # Cut off",
+        old="        except BaseException:\n            # Cut off (its rail's timeout, a block,",
+        new="        except ZeroDivisionError:\n            # Cut off (its rail's timeout, a block,",
         tests=(
             f"{USAGE_LOG}::test_a_judge_call_cut_off_by_its_rail_timeout_is_logged_as_cancelled",
             f"{USAGE_LOG}::test_a_judge_call_cut_off_by_a_parallel_rails_first_block_is_logged_as_cancelled",
