@@ -18,6 +18,7 @@ __all__ = [
     "OUTPUT_PARSERS",
     "FlowRef",
     "builtin_judge",
+    "nemo_only_problem",
     "parse_flow",
 ]
 
@@ -40,20 +41,32 @@ HTTP_RAILS = {"jailbreak detection model": "input"}
 # NeMo's names of the answer parsers a judge prompt may pick (``output_parser``): Llama Guard
 # and ShieldGemma answers (safe / unsafe + categories, yes / no), NemoGuard's JSON verdicts.
 OUTPUT_PARSERS = frozenset(
-    {"is_content_safe", "nemoguard_parse_prompt_safety", "nemoguard_parse_response_safety"}
-)
-
-# NeMo's built-in rails railstream does not have (yet): named so, not taken for actions.
-NEMO_ONLY_RAILS = frozenset(
     {
-        "jailbreak detection heuristics",
-        "self check facts",
-        "self check hallucination",
-        "alignscore check facts",
-        "activefence moderation on input",
-        "patronus lynx check output hallucination",
+        "is_content_safe",
+        "nemoguard_parse_prompt_safety",
+        "nemoguard_parse_response_safety",
+        "nemotron_reasoning_parse_prompt_safety",
+        "nemotron_reasoning_parse_response_safety",
     }
 )
+
+# NeMo's built-in rails railstream does not have, and why: named so, not taken for actions.
+NEMO_ONLY_RAILS: Mapping[str, str] = {
+    "self check facts": (
+        "it checks the reply against the chunks NeMo's retrieval found (relevant_chunks), "
+        "and railstream has no retrieval"
+    ),
+    "self check hallucination": (
+        "it asks the main model for more replies to compare the reply with, which railstream "
+        "does not do"
+    ),
+    "jailbreak detection heuristics": (
+        "it scores perplexity with a language model run in NeMo's process or server"
+    ),
+    "alignscore check facts": "it needs retrieval and an AlignScore server",
+    "activefence moderation on input": "it calls ActiveFence's API, which railstream does not",
+    "patronus lynx check output hallucination": "it needs retrieval and Patronus Lynx",
+}
 
 # The parameters each built-in takes, and those it cannot do without.
 _PARAMETERS = {
@@ -93,9 +106,7 @@ def parse_flow(text: str) -> FlowRef:
     if parameters:
         allowed = _PARAMETERS.get(name)
         if name in NEMO_ONLY_RAILS:
-            raise ValueError(
-                f"{name!r} is one of NeMo's built-in rails that railstream does not have"
-            )
+            raise ValueError(nemo_only_problem(name))
         if allowed is None:
             raise ValueError(f"flow parameters are for NeMo's built-in rails; {name!r} takes none")
         unknown = sorted(set(parameters) - allowed)
@@ -110,6 +121,14 @@ def parse_flow(text: str) -> FlowRef:
             f"({name} $model=topic_control)"
         )
     return FlowRef(text=text, name=name, parameters=parameters)
+
+
+def nemo_only_problem(name: str) -> str:
+    """The one line for a NeMo rail railstream does not have."""
+    return (
+        f"{name!r} is one of NeMo's built-in rails that railstream does not have: "
+        f"{NEMO_ONLY_RAILS[name]}"
+    )
 
 
 def builtin_judge(flow: FlowRef) -> tuple[str, str | None] | None:

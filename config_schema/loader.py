@@ -25,7 +25,14 @@ from .actions import load_actions_file
 from .converter import Path, make_converter, structure_problems, type_name
 from .engines import SUPPORTED_ENGINES, engine_parameter_problems
 from .errors import ConfigError, ConfigIgnoredWarning, ConfigProblem
-from .flows import HTTP_RAILS, NEMO_ONLY_RAILS, OUTPUT_PARSERS, builtin_judge, parse_flow
+from .flows import (
+    HTTP_RAILS,
+    NEMO_ONLY_RAILS,
+    OUTPUT_PARSERS,
+    builtin_judge,
+    nemo_only_problem,
+    parse_flow,
+)
 from .models import RailsConfig
 
 __all__ = ["load_content", "load_path", "locate"]
@@ -373,10 +380,7 @@ def _flow_problems(
         if ref.name.replace(" ", "_") in config.actions:
             continue  # the folder's own action serves it (actions.py)
         if ref.name in NEMO_ONLY_RAILS and not ref.parameters:
-            yield (
-                where,
-                f"{ref.name!r} is one of NeMo's built-in rails that railstream does not have",
-            )
+            yield where, nemo_only_problem(ref.name)
             continue
         if ref.name in HTTP_RAILS:
             yield from _http_rail_problems(config, ref.name, side, where)

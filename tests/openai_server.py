@@ -12,6 +12,7 @@ from __future__ import annotations
 import json
 import time
 from collections import deque
+from collections.abc import Callable
 from typing import Any, Literal
 
 import attrs
@@ -98,6 +99,8 @@ class FakeOpenAI:
         self.default = Script()
         self.served: list[Served] = []
         self.port = 0
+        # Answers a request from its body, as a model would (None: the scripts answer it).
+        self.responder: Callable[[dict[str, Any]], Script | None] | None = None
         self.client_gone = trio.Event()  # set when any client goes away mid-reply
         self.request_received = trio.Event()  # set when the first request has been read
         self.connections = 0  # accepted so far
@@ -172,8 +175,10 @@ class FakeOpenAI:
                 )
                 self.served.append(served)
                 self.request_received.set()
-                script = Script.from_model(str(served.body.get("model", ""))) or (
-                    self.scripts.popleft() if self.scripts else self.default
+                script = (
+                    Script.from_model(str(served.body.get("model", "")))
+                    or (self.responder(served.body) if self.responder is not None else None)
+                    or (self.scripts.popleft() if self.scripts else self.default)
                 )
                 try:
                     keep_open = await self._respond(stream, served, script)

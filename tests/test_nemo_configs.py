@@ -487,7 +487,8 @@ def test_an_unknown_output_parser_is_refused_naming_the_known_ones() -> None:
         RailsConfig.from_content(yaml_content=yaml)
     assert str(failed.value) == (
         "<yaml_content>:6: prompts[0].output_parser: unknown output parser 'is_safe' (railstream "
-        "reads is_content_safe, nemoguard_parse_prompt_safety, nemoguard_parse_response_safety)"
+        "reads is_content_safe, nemoguard_parse_prompt_safety, nemoguard_parse_response_safety, "
+        "nemotron_reasoning_parse_prompt_safety, nemotron_reasoning_parse_response_safety)"
     )
 
 
@@ -503,9 +504,11 @@ def test_a_nemo_rail_railstream_lacks_is_refused_at_load_unless_actions_py_serve
         RailsConfig.from_path(folder)
     assert str(failed.value).splitlines() == [
         f"{folder / 'config.yml'}:9: rails.output.flows[0]: 'self check facts' is one of NeMo's "
-        "built-in rails that railstream does not have",
+        "built-in rails that railstream does not have: it checks the reply against the chunks "
+        "NeMo's retrieval found (relevant_chunks), and railstream has no retrieval",
         f"{folder / 'config.yml'}:10: rails.output.flows[1]: 'self check hallucination' is one "
-        "of NeMo's built-in rails that railstream does not have",
+        "of NeMo's built-in rails that railstream does not have: it asks the main model for "
+        "more replies to compare the reply with, which railstream does not do",
     ]
     (tmp_path / "config.yml").write_text(
         "models:\n  - {type: main, engine: scripted, parameters: {responses: [hi]}}\n"
@@ -553,6 +556,30 @@ def test_an_actions_py_of_a_judges_name_needs_no_prompt_for_it(tmp_path: Path) -
         ("is_content_safe", "Yes", (False, [])),
         ("is_content_safe", "unsafe\nS1,S10", (False, ["S1", "S10"])),
         ("is_content_safe", "maybe", (False, [])),
+        (
+            "nemotron_reasoning_parse_prompt_safety",
+            "<think>\nHarmless.\n</think>\n\nPrompt harm: unharmful\nResponse harm: None",
+            (True, []),
+        ),
+        (
+            "nemotron_reasoning_parse_response_safety",
+            "Prompt harm: unharmful\nResponse harm: harmful",
+            (False, []),
+        ),
+        (
+            # A verdict mentioned while reasoning is not the verdict.
+            "nemotron_reasoning_parse_prompt_safety",
+            "<think>Prompt harm: unharmful?</think>\nPrompt harm: harmful",
+            (False, []),
+        ),
+        (
+            # Only reasoning said it: no verdict.
+            "nemotron_reasoning_parse_prompt_safety",
+            "<think>\nPrompt harm: unharmful\n</think>\nResponse harm: None",
+            (False, []),
+        ),
+        ("nemotron_reasoning_parse_prompt_safety", "<think>cut off mid-thought", (False, [])),
+        ("nemotron_reasoning_parse_response_safety", "Response harm: None", (False, [])),
     ],
 )
 def test_each_output_parser_reads_its_models_answers_and_blocks_what_it_cannot_read(

@@ -166,10 +166,32 @@ def parse_is_content_safe(answer: str) -> tuple[bool, list[str]]:
     return False, []
 
 
+_HARM = re.compile(r"^\s*(prompt|response) harm\s*:\s*(\S+)", re.IGNORECASE | re.MULTILINE)
+
+
+def parse_nemotron_reasoning(
+    answer: str, side: Literal["input", "output"]
+) -> tuple[bool, list[str]]:
+    """Nemotron Content Safety Reasoning's answer: an optional ``<think>...</think>``, then
+    ``Prompt harm: harmful|unharmful`` and ``Response harm: ...``. Only what follows the
+    reasoning is read (a verdict it mentions while thinking is not one); ``unharmful`` allows,
+    anything else, or no verdict at all, blocks."""
+    _, closed, after = answer.rpartition("</think>")
+    if not closed and "<think>" in answer:
+        return False, []  # cut off while thinking: no verdict
+    verdicts = {kind.lower(): value.lower() for kind, value in _HARM.findall(after or answer)}
+    verdict = verdicts.get("prompt" if side == "input" else "response")
+    return verdict == "unharmful", []
+
+
 def parse_with(parser: str, answer: str) -> tuple[bool, list[str]]:
     """``(allowed, categories)`` by the parser a prompt names (``output_parser``)."""
     if parser == "is_content_safe":
         return parse_is_content_safe(answer)
+    if parser.startswith("nemotron_reasoning_parse_"):
+        return parse_nemotron_reasoning(
+            answer, "input" if parser.endswith("prompt_safety") else "output"
+        )
     if parser not in ("nemoguard_parse_prompt_safety", "nemoguard_parse_response_safety"):
         raise ValueError(f"unknown output parser {parser!r}")  # the loader refuses these
     if not answer.strip().startswith("{"):
