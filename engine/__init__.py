@@ -18,6 +18,7 @@ from .errors import StreamingNotSupportedError as StreamingNotSupportedError
 from .errors import StreamStateError as StreamStateError
 from .llmrails import LLMRails as LLMRails
 from .log import ActivatedRail as ActivatedRail
+from .log import ExplainInfo as ExplainInfo
 from .log import GenerationLog as GenerationLog
 from .log import GenerationOptions as GenerationOptions
 from .log import GenerationResponse as GenerationResponse
@@ -31,6 +32,7 @@ __all__ = [
     "ActivatedRail",
     "ConfigError",
     "DownstreamError",
+    "ExplainInfo",
     "GenerationError",
     "GenerationLog",
     "GenerationOptions",

@@ -37,8 +37,9 @@ class RailstreamError(Exception):
     """Base of railstream's own exceptions."""
 
 
-class StreamingNotSupportedError(RailstreamError):
-    """``stream_async`` was called on a config whose output rails do not stream."""
+class StreamingNotSupportedError(RailstreamError, ValueError):
+    """``stream_async`` was called on a config whose output rails do not stream (a
+    ``ValueError``, as NeMo's is)."""
 
 
 class RailNotFoundError(RailstreamError, ValueError):

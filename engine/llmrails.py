@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
+import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal
 
+import attrs
 import sniffio
 import trio
 
@@ -18,10 +20,13 @@ from stages.generation import (
     ChatRequest,
     HttpClients,
     IteratorProvider,
+    LangChainProvider,
     WholeReply,
+    is_langchain_chat_model,
     make_provider,
 )
 from stages.rails import Action, ActionRail, Rail, builtin_rail
+from stages.usage import UsageLedger
 from stages.usercode import TrioUserCode, UserCode
 
 from .asyncio_bridge import AsyncioBridge, AsyncioUserCode, in_asyncio
@@ -31,7 +36,13 @@ from .errors import (
     RailNotFoundError,
     StreamingNotSupportedError,
 )
-from .log import GenerationLog, GenerationOptions, GenerationResponse, parse_options
+from .log import (
+    ExplainInfo,
+    GenerationLog,
+    GenerationOptions,
+    GenerationResponse,
+    parse_options,
+)
 from .messages import Released, StreamEnded, StreamFailed
 from .pipeline import BLOCKED_REPLY, Pipeline, PipelinePlan
 from .stream import RailsStream
@@ -61,9 +72,20 @@ def _validate_messages(messages: object) -> tuple[dict[str, Any], ...]:
                 f"messages[{i}]: expected a dict with role and content, got {type(message).__name__}"
             )
         role = message.get("role")
+        if role == "context":
+            # NeMo's context message: variables for the actions, never sent to the model.
+            content = message.get("content")
+            if not isinstance(content, Mapping) or not all(isinstance(k, str) for k in content):
+                raise InvalidRequestError(
+                    f"messages[{i}].content: a context message holds a dict of variables, "
+                    f"got {type(content).__name__}"
+                )
+            checked.append({"role": "context", "content": dict(content)})
+            continue
         if role not in _ROLES:
             raise InvalidRequestError(
-                f"messages[{i}].role: expected one of {', '.join(_ROLES)}, got {role!r}"
+                f"messages[{i}].role: expected one of {', '.join((*_ROLES, 'context'))}, "
+                f"got {role!r}"
             )
         content = message.get("content")
         if not isinstance(content, str) and not (content is None and role in ("assistant", "tool")):
@@ -82,9 +104,19 @@ class LLMRails:
         print(chunk, end="")
     """
 
-    def __init__(self, config: RailsConfig, llm: ChatProvider | None = None) -> None:
-        """``llm``: a model of your own to use as ``main`` (see ``stages.generation.ChatProvider``)."""
+    def __init__(
+        self, config: RailsConfig, llm: ChatProvider | None = None, verbose: bool = False
+    ) -> None:
+        """``llm``: a model of your own to use as ``main`` (see ``stages.generation.ChatProvider``).
+
+        ``verbose``: as NeMo's, each call's LLM calls and rail runs are logged as it ends
+        (logger ``engine``, INFO, to stderr unless the application set up that logger).
+        """
         self.config = config
+        self.verbose = verbose
+        if verbose:
+            _log_to_stderr()
+        self._last_ledger: UsageLedger | None = None
         self._actions: dict[str, Action] = {}
         main = config.model("main")
         settings = (
@@ -101,7 +133,7 @@ class LLMRails:
             m.type: make_provider(m, self._http) for m in config.models
         }
         if llm is not None:
-            self._providers["main"] = llm
+            self._providers["main"] = _as_provider(llm)
         # Each flow's action name, read once (a flow may carry $parameters after its name).
         self._action_names = {
             flow: parse_flow(flow).name.replace(" ", "_")
@@ -179,7 +211,7 @@ class LLMRails:
                 "set it to true in config.yml to stream with output rails (or use generate_async)"
             )
         plan = self._plan(messages, prompt, options, generator, streaming=True, host=_host_here())
-        return RailsStream(Pipeline(plan), include_metadata=include_metadata)
+        return RailsStream(self._pipeline(plan), include_metadata=include_metadata)
 
     async def generate_async(
         self,
@@ -187,7 +219,7 @@ class LLMRails:
         prompt: str | None = None,
         options: GenerationOptions | Mapping[str, Any] | None = None,
         streaming_handler: StreamingHandler | None = None,
-    ) -> dict[str, Any] | GenerationResponse:
+    ) -> str | dict[str, Any] | GenerationResponse:
         """The whole guarded reply: the assistant message, or with ``options`` a response + log.
 
         Output rails see the whole reply at once; with ``streaming_handler`` they see it window
@@ -208,12 +240,12 @@ class LLMRails:
         options: GenerationOptions | Mapping[str, Any] | None,
         streaming_handler: StreamingHandler | None,
         host: UserCode,
-    ) -> dict[str, Any] | GenerationResponse:
+    ) -> str | dict[str, Any] | GenerationResponse:
         parsed = parse_options(options)
         plan = self._plan(
             messages, prompt, parsed, None, streaming=streaming_handler is not None, host=host
         )
-        pipeline = Pipeline(plan)
+        pipeline = self._pipeline(plan)
         parts: list[str] = []
         final: StreamEnded | StreamFailed | None = None
         try:
@@ -229,6 +261,8 @@ class LLMRails:
                             final = event
                             if isinstance(event, StreamFailed) and streaming_handler is not None:
                                 await streaming_handler.push_chunk(event.error.to_json())
+            if streaming_handler is not None:
+                await streaming_handler.push_chunk(None)  # the end: what it held back goes on
         finally:
             if streaming_handler is not None:
                 streaming_handler.close()
@@ -238,10 +272,14 @@ class LLMRails:
         message: dict[str, Any] = {"role": "assistant", "content": content}
         if isinstance(final, StreamEnded) and final.tool_calls:
             message["tool_calls"] = [dict(call) for call in final.tool_calls]
+        # As NeMo answers: a prompt= gets the reply's text, messages= the assistant message.
+        reply: str | dict[str, Any] = content if prompt is not None else message
         if parsed is None:
-            return message
+            return reply
         return GenerationResponse(
-            response=[message], log=GenerationLog.from_ledger(pipeline.ledger, parsed.log)
+            response=reply if isinstance(reply, str) else [reply],
+            log=GenerationLog.from_ledger(pipeline.ledger, parsed.log),
+            output_data=_output_data(parsed, plan, content, pipeline.ledger),
         )
 
     def generate(
@@ -249,7 +287,7 @@ class LLMRails:
         messages: Sequence[Mapping[str, Any]] | None = None,
         prompt: str | None = None,
         options: GenerationOptions | Mapping[str, Any] | None = None,
-    ) -> dict[str, Any] | GenerationResponse:
+    ) -> str | dict[str, Any] | GenerationResponse:
         """Sync :meth:`generate_async`, for code that runs no event loop."""
         try:
             library = sniffio.current_async_library()
@@ -261,7 +299,7 @@ class LLMRails:
                 "use `await rails.generate_async(...)` instead"
             )
 
-        async def run() -> dict[str, Any] | GenerationResponse:
+        async def run() -> str | dict[str, Any] | GenerationResponse:
             try:
                 return await self.generate_async(messages, prompt, options)
             finally:
@@ -269,7 +307,19 @@ class LLMRails:
 
         return trio.run(run)
 
+    def explain(self) -> ExplainInfo:
+        """NeMo's ``explain()``: the LLM calls of this facade's last call (so far, if it is
+        still running). With concurrent calls, "last" is the one started last."""
+        if self._last_ledger is None:
+            return ExplainInfo()
+        return ExplainInfo(llm_calls=GenerationLog.from_ledger(self._last_ledger).llm_calls)
+
     # internals
+
+    def _pipeline(self, plan: PipelinePlan) -> Pipeline:
+        pipeline = Pipeline(attrs.evolve(plan, on_finished=_log_finished))
+        self._last_ledger = pipeline.ledger
+        return pipeline
 
     @staticmethod
     def _failed_reply(final: StreamFailed, refusal: str) -> str:
@@ -346,14 +396,33 @@ class LLMRails:
         streaming: bool,
         host: UserCode,
     ) -> PipelinePlan:
-        if (messages is None) == (prompt is None):
-            raise InvalidRequestError("give either messages= or prompt=, not both and not neither")
-        if prompt is not None:
+        if messages is not None and prompt is not None:
+            raise InvalidRequestError("give either messages= or prompt=, not both")
+        if messages is None and prompt is None and generator is None:
+            raise InvalidRequestError("give messages= or prompt= (or generator= to stream)")
+        if messages is None and prompt is None:
+            # NeMo's stream_async(generator=gen): the generator's text through the output
+            # rails. There is no user message for input rails to check: refused, not skipped.
+            if self.config.rails.input.flows:
+                raise InvalidRequestError(
+                    "this config has input rails: pass messages= (or prompt=) with the user's "
+                    "message for them to check, along with generator="
+                )
+            checked: tuple[dict[str, Any], ...] = ()
+        elif prompt is not None:
             if not isinstance(prompt, str):
                 raise InvalidRequestError(f"prompt: expected a string, got {type(prompt).__name__}")
-            checked: tuple[dict[str, Any], ...] = ({"role": "user", "content": prompt},)
+            checked = ({"role": "user", "content": prompt},)
         else:
             checked = _validate_messages(messages)
+        # Context messages become variables (the last one wins a name); the model never sees them.
+        context_vars: dict[str, Any] = {}
+        for message in checked:
+            if message["role"] == "context":
+                context_vars.update(message["content"])
+        checked = tuple(m for m in checked if m["role"] != "context")
+        if not checked and (messages is not None or prompt is not None):
+            raise InvalidRequestError("messages: only context messages; give the conversation too")
         parsed = parse_options(options)
         rails = self._rails()
         input_rails = self._rails("input")
@@ -368,6 +437,8 @@ class LLMRails:
                 raise InvalidRequestError(
                     "the config has no model of type main: add one to models, or pass generator="
                 )
+            if isinstance(main, LangChainProvider):
+                main = main.on(host)  # its asyncio code runs where the caller's does
             # Without streaming, the model is asked for its whole reply (a plain request).
             provider = main if streaming else WholeReply(main)
         last_user = next(
@@ -403,6 +474,7 @@ class LLMRails:
             max_concurrent_checks=streaming_config.max_concurrent_checks,
             user_message=user_message,
             history=history,
+            context_vars=context_vars,
             input_rails=input_rails,
             input_parallel=inputs.parallel,
             input_rail_timeout_s=inputs.rail_timeout_s,
@@ -411,6 +483,87 @@ class LLMRails:
             refusal=self.config.rails.refusal,
             config=self.config,
             host=host,
+        )
+
+
+_LOG = logging.getLogger(__name__)
+
+
+def _as_provider(llm: object) -> ChatProvider:
+    """``llm=``: a provider of railstream's, or a LangChain chat model; anything else is
+    refused here, not at the first call."""
+    if is_langchain_chat_model(llm):
+        return LangChainProvider(llm)
+    missing = [
+        name
+        for name in ("stream", "complete", "provider_name", "model_name")
+        if not hasattr(llm, name)
+    ]
+    if missing:
+        raise TypeError(
+            f"llm: expected a LangChain chat model (langchain-core installed) or a "
+            f"stages.generation.ChatProvider, got {type(llm).__name__} (it has no "
+            f"{', '.join(missing)}); or configure the model in config.yml (models, type main)"
+        )
+    return llm  # type: ignore[return-value]
+
+
+def _output_data(
+    options: GenerationOptions, plan: PipelinePlan, reply: str, ledger: UsageLedger
+) -> dict[str, Any] | None:
+    """NeMo's ``output_vars``: the context variables at the end of the call (all with True,
+    else those named; a name no variable has is None)."""
+    names = options.output_vars
+    if names is None or names is False:
+        return None
+    stopped = {run.side: run.rail for run in ledger.rail_runs if run.verdict != "pass"}
+    variables = {
+        **plan.context_vars,
+        "user_message": plan.user_message,
+        "bot_message": reply,
+        "triggered_input_rail": stopped.get("input"),
+        "triggered_output_rail": stopped.get("output"),
+    }
+    if names is True:
+        return variables
+    return {name: variables.get(name) for name in names}
+
+
+def _log_to_stderr() -> None:
+    """``verbose=True``: the ``engine`` logger at INFO, to stderr unless it has a handler."""
+    logger = logging.getLogger("engine")
+    logger.setLevel(logging.INFO)
+    if not logger.handlers:
+        handler = logging.StreamHandler()
+        handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
+        logger.addHandler(handler)
+
+
+def _log_finished(ledger: UsageLedger) -> None:
+    """One line per LLM call and per rail run of a finished call, at INFO."""
+    if not _LOG.isEnabledFor(logging.INFO):
+        return
+    for call in ledger.llm_calls:
+        usage = call.usage
+        _LOG.info(
+            "LLM call %s on %s: %s in %.3f s, %s prompt + %s completion tokens",
+            call.task,
+            call.model or call.provider,
+            call.status,
+            call.duration,
+            usage.prompt_tokens,
+            usage.completion_tokens,
+        )
+    for run in ledger.rail_runs:
+        reason = f" ({run.reason})" if run.reason else ""
+        _LOG.info(
+            "%s rail %r on window %d: %s in %.1f ms%s",
+            run.side,
+            run.rail,
+            run.window_index,
+            run.verdict,
+            run.duration * 1000,
+            reason,
         )
 
 

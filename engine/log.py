@@ -12,6 +12,7 @@ import attrs
 import cattrs
 
 from config_schema.converter import make_converter, structure_problems
+from config_schema.flows import parse_flow
 from stages.usage import UsageLedger
 
 from .errors import InvalidRequestError
@@ -20,6 +21,7 @@ from .messages import LLMCall, RailRun
 __all__ = [
     "ActivatedRail",
     "ExecutedAction",
+    "ExplainInfo",
     "GenerationLog",
     "GenerationLogOptions",
     "GenerationOptions",
@@ -34,17 +36,42 @@ __all__ = [
 class GenerationLogOptions:
     activated_rails: bool = False
     llm_calls: bool = False
+    # NeMo's Colang events and history: railstream runs no Colang, so they are empty.
+    internal_events: bool = False
+    colang_history: bool = False
 
 
 @attrs.frozen(kw_only=True)
 class GenerationOptions:
-    """What a caller may ask of one call: the log, and model parameters for this call."""
+    """What a caller may ask of one call: the log, model parameters for this call, and
+    (``output_vars``: True, or the names) the context variables at its end."""
 
     log: GenerationLogOptions = attrs.field(factory=GenerationLogOptions)
     llm_params: Mapping[str, Any] = attrs.field(factory=dict)
+    output_vars: bool | tuple[str, ...] | None = None
 
 
 _OPTIONS = make_converter()
+
+
+def _output_vars(value: object, _: object) -> bool | tuple[str, ...] | None:
+    if value is None or isinstance(value, bool):
+        return value
+    if isinstance(value, list | tuple) and all(isinstance(v, str) for v in value):
+        return tuple(value)
+    raise ValueError("expected true, false or a list of context variable names")
+
+
+_OPTIONS.register_structure_hook(bool | tuple[str, ...] | None, _output_vars)
+
+# NeMo's options that railstream refuses, and why (an unknown key is refused too).
+_NEMO_ONLY_OPTIONS = {
+    "rails": (
+        "railstream applies every rail of the config to every call; a call cannot turn rails "
+        "off (use a config without them)"
+    ),
+    "llm_output": "railstream does not return the provider's raw output; see log.llm_calls",
+}
 
 
 def parse_options(
@@ -55,6 +82,9 @@ def parse_options(
         return options
     if not isinstance(options, Mapping):
         raise InvalidRequestError(f"options: expected a dict, got {type(options).__name__}")
+    for key, why in _NEMO_ONLY_OPTIONS.items():
+        if key in options:
+            raise InvalidRequestError(f"options.{key}: {why}", param=f"options.{key}")
     try:
         return _OPTIONS.structure(dict(options), GenerationOptions)
     except cattrs.BaseValidationError as exc:
@@ -136,7 +166,7 @@ class ActivatedRail:
         stop = run.verdict != "pass"
         executed = ExecutedAction(
             action_name=run.action,
-            action_params={},
+            action_params=_action_params(run.rail),
             return_value=run.return_value,
             llm_calls=llm_calls,
             started_at=run.started_at,
@@ -146,7 +176,11 @@ class ActivatedRail:
         return cls(
             type=run.side,
             name=run.rail,
-            decisions=[f"execute {run.action}", *(["stop"] if stop else [])],
+            # As NeMo records a rail that stops the reply: it refuses, then stops.
+            decisions=[
+                f"execute {run.action}",
+                *(["refuse to respond", "stop"] if stop else []),
+            ],
             executed_actions=[executed],
             stop=stop,
             additional_info={
@@ -160,6 +194,15 @@ class ActivatedRail:
         )
 
 
+def _action_params(flow: str) -> dict[str, Any]:
+    """The flow's $parameters as NeMo passes them to the action ($model is model_name)."""
+    try:
+        parameters = parse_flow(flow).parameters
+    except ValueError:
+        return {}
+    return {("model_name" if k == "model" else k): v for k, v in parameters.items()}
+
+
 @attrs.frozen(kw_only=True)
 class GenerationStats:
     llm_calls_count: int
@@ -168,6 +211,7 @@ class GenerationStats:
     llm_calls_total_completion_tokens: int | None
     llm_calls_total_tokens: int | None
     output_rails_duration: float
+    input_rails_duration: float = 0.0
 
 
 def _total(values: list[int | None]) -> int | None:
@@ -182,6 +226,9 @@ class GenerationLog:
     activated_rails: list[ActivatedRail] = attrs.field(factory=list)
     llm_calls: list[LLMCallInfo] = attrs.field(factory=list)
     stats: GenerationStats | None = None
+    # NeMo's Colang events and history, when asked: railstream has none to show.
+    internal_events: list[dict[str, Any]] = attrs.field(factory=list)
+    colang_history: str = ""
 
     @classmethod
     def from_ledger(
@@ -202,7 +249,8 @@ class GenerationLog:
             llm_calls_total_prompt_tokens=_total([c.prompt_tokens for c in calls]),
             llm_calls_total_completion_tokens=_total([c.completion_tokens for c in calls]),
             llm_calls_total_tokens=_total([c.total_tokens for c in calls]),
-            output_rails_duration=sum(r.duration for r in ledger.rail_runs),
+            output_rails_duration=sum(r.duration for r in ledger.rail_runs if r.side == "output"),
+            input_rails_duration=sum(r.duration for r in ledger.rail_runs if r.side == "input"),
         )
         if options is None:
             return cls(activated_rails=rails, llm_calls=calls, stats=stats)
@@ -213,9 +261,48 @@ class GenerationLog:
         )
 
 
+@attrs.define(kw_only=True)
+class ExplainInfo:
+    """``rails.explain()``: the LLM calls of the facade's last call, as NeMo's shows them."""
+
+    llm_calls: list[LLMCallInfo] = attrs.field(factory=list)
+    # NeMo's Colang history of the conversation; railstream runs no Colang.
+    colang_history: str = ""
+
+    def llm_calls_summary(self) -> str:
+        """NeMo's summary: the calls, their time and their tokens."""
+        if not self.llm_calls:
+            return "No LLM calls were made."
+        total_time = sum(c.duration for c in self.llm_calls)
+        lines = [
+            f"Summary: {len(self.llm_calls)} LLM call(s) took {total_time:.2f} seconds"
+            f"{_and_used(self.llm_calls)}.",
+            "",
+        ]
+        for i, call in enumerate(self.llm_calls, 1):
+            lines.append(
+                f"{i}. Task `{call.task}` took {call.duration:.2f} seconds{_and_used([call])}."
+            )
+        return "\n".join(lines)
+
+    def print_llm_calls_summary(self) -> None:
+        print(self.llm_calls_summary())
+
+
+def _and_used(calls: list[LLMCallInfo]) -> str:
+    # A provider that reports no usage: no count is made up.
+    totals = [c.total_tokens for c in calls]
+    if any(t is None for t in totals):
+        return ""
+    return f" and used {sum(t for t in totals if t is not None)} tokens"
+
+
 @attrs.frozen(kw_only=True)
 class GenerationResponse:
     """``generate_async`` with options: the reply messages and the log."""
 
-    response: list[dict[str, Any]]
+    # The assistant message in a list for messages=, the reply's text for prompt= (as NeMo).
+    response: list[dict[str, Any]] | str
     log: GenerationLog | None = None
+    # With options output_vars: the context variables at the end of the call.
+    output_data: dict[str, Any] | None = None

@@ -22,7 +22,7 @@ recorded too.
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from functools import partial
 from typing import Any
 
@@ -71,6 +71,8 @@ class PipelinePlan:
     user_message: str = ""
     # The conversation before user_message (user and assistant turns).
     history: Sequence[Mapping[str, Any]] = ()
+    # NeMo's context variables (from context messages), for the actions.
+    context_vars: Mapping[str, Any] = attrs.field(factory=dict)
     # Run once on user_message before the model is asked; a block answers with ``refusal``.
     input_rails: Sequence[Rail] = ()
     input_parallel: bool = False
@@ -82,6 +84,8 @@ class PipelinePlan:
     config: Any = None
     # Where the application's actions and generator run (its event loop, worker threads).
     host: UserCode = attrs.field(factory=TrioUserCode)
+    # Called once the stream is over, with every call and rail run recorded (the facade's log).
+    on_finished: Callable[[UsageLedger], None] | None = None
 
 
 @attrs.frozen(kw_only=True)
@@ -124,6 +128,14 @@ class Pipeline:
         self._stages_scope.cancel()
 
     async def run(self) -> None:
+        try:
+            await self._run()
+        finally:
+            # Every record is in the ledger now, the cancelled calls' too.
+            if self.plan.on_finished is not None:
+                self.plan.on_finished(self.ledger)
+
+    async def _run(self) -> None:
         plan = self.plan
         tokens_send, tokens_recv = self._tokens
         windows_send, windows_recv = self._windows
@@ -139,6 +151,7 @@ class Pipeline:
                 context = RailContext(
                     user_message=plan.user_message,
                     history=tuple(plan.history),
+                    variables=plan.context_vars,
                     config=plan.config,
                     record=rails_usage.send,
                     host=plan.host,

@@ -70,7 +70,7 @@ async def test_generate_async_answers_a_block_with_the_refusal_and_logs_it(
         "output",
         "no secret",
         True,
-        ["execute no_secret", "stop"],
+        ["execute no_secret", "refuse to respond", "stop"],
     )
     (call,) = result.log.llm_calls
     assert (call.task, call.prompt_tokens, call.completion_tokens, call.total_tokens) == (

@@ -276,7 +276,7 @@ async def test_a_plain_completion_has_usage(demo_server: ServerProcess) -> None:
                 "messages": [{"role": "user", "content": "x"}],
             },
             400,
-            "guardrails: expected",
+            "guardrails.x: unknown key",
             id="guardrails-shape",
         ),
     ],

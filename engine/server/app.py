@@ -17,11 +17,13 @@ request is cancelled.
 from __future__ import annotations
 
 import hmac
+import json
 import logging
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
+import attrs
 import outcome
 import trio
 from starlette.applications import Starlette
@@ -37,7 +39,7 @@ from ..errors import (
     RailstreamError,
     StreamingNotSupportedError,
 )
-from ..log import GenerationResponse
+from ..log import GenerationLog, GenerationOptions, GenerationResponse, parse_options
 from ..messages import StreamError
 from ..stream import RailsStream
 from .registry import ConfigRegistry
@@ -333,6 +335,30 @@ class _ClientGone:
         return None
 
 
+def _client_options(parsed: CompletionRequest) -> GenerationOptions | None:
+    """The client's ``guardrails.options``, read as ``generate_async``'s options are."""
+    if parsed.options is None:
+        return None
+    try:
+        return parse_options(parsed.options)
+    except InvalidRequestError as exc:
+        raise InvalidRequestError(f"guardrails.{exc}", param="guardrails.options") from None
+
+
+def _wants_log(asked: GenerationOptions) -> bool:
+    log = asked.log
+    return log.activated_rails or log.llm_calls or log.internal_events or log.colang_history
+
+
+def _asked_log(log: GenerationLog, asked: GenerationOptions) -> GenerationLog:
+    """The parts of the log the client asked for (the server always keeps all of it)."""
+    return attrs.evolve(
+        log,
+        activated_rails=log.activated_rails if asked.log.activated_rails else [],
+        llm_calls=log.llm_calls if asked.log.llm_calls else [],
+    )
+
+
 def _log_failure(redactor: Redactor, what: str, exc: BaseException) -> None:
     # Formatted here, not by logging, so that the traceback is redacted too: a key in an
     # exception's message must not reach the log either.
@@ -549,11 +575,14 @@ def create_app(
         rails: Any, config_id: str, parsed: CompletionRequest, ids: Ids
     ) -> Response:
         try:
+            asked = _client_options(parsed)
             result = await rails.generate_async(
                 messages=list(parsed.messages),
                 options={
                     "log": {"llm_calls": True, "activated_rails": True},
-                    "llm_params": parsed.llm_params,
+                    # The body's own parameters over those of guardrails.options.
+                    "llm_params": {**(asked.llm_params if asked else {}), **parsed.llm_params},
+                    "output_vars": asked.output_vars if asked else None,
                 },
             )
         except InvalidRequestError as exc:
@@ -569,7 +598,8 @@ def create_app(
             if stopped is not None
             else (main.finish_reason if main and main.finish_reason else "stop")
         )
-        guardrails = None
+        # As NeMo's server answers: which config; the log and the variables when asked.
+        guardrails: dict[str, Any] = {"config_id": config_id}
         if stopped is not None:
             # Which rail ended the reply, as a streamed reply's last chunk says it.
             error = (
@@ -579,7 +609,13 @@ def create_app(
                     stopped.name, str(stopped.additional_info.get("reason"))
                 )
             )
-            guardrails = {"config_id": config_id, **redactor.error(error.to_dict())}
+            guardrails.update(redactor.error(error.to_dict()))
+        if asked is not None and _wants_log(asked):
+            guardrails["log"] = _for_client(
+                attrs.asdict(_asked_log(result.log, asked), recurse=True)
+            )
+        if result.output_data is not None:
+            guardrails["output_data"] = _for_client(result.output_data)
         usage = _usage(
             {
                 "prompt_tokens": main.prompt_tokens if main else None,
@@ -587,19 +623,35 @@ def create_app(
                 "total_tokens": main.total_tokens if main else None,
             }
         )
+        assert not isinstance(result.response, str)  # asked with messages=
         message = result.response[0]
         reply = completion(ids, message["content"], finish, usage, message.get("tool_calls"))
-        if guardrails is not None:
-            reply["guardrails"] = guardrails
+        reply["guardrails"] = guardrails
         return _json(reply)
+
+    def _for_client(value: Any) -> Any:
+        """As JSON, with no secret and nothing that says where a model lives."""
+        return json.loads(redactor.for_client(json.dumps(value, default=repr)))
 
     async def _start_stream(
         rails: Any, config_id: str, parsed: CompletionRequest, ids: Ids, done: Callable[[], None]
     ) -> _SSEReply:
         try:
+            asked = _client_options(parsed)
+        except InvalidRequestError as exc:
+            raise invalid_messages(exc) from None
+        if asked is not None and (_wants_log(asked) or asked.output_vars):
+            raise HttpError(
+                400,
+                "guardrails.options: log and output_vars come with a whole reply (stream: "
+                "false); a streamed reply's log is not sent",
+                param="guardrails.options",
+            )
+        llm_params = {**(asked.llm_params if asked else {}), **parsed.llm_params}
+        try:
             stream: RailsStream = rails.stream_async(
                 messages=list(parsed.messages),
-                options={"llm_params": parsed.llm_params},
+                options={"llm_params": llm_params},
                 include_metadata=True,
             )
         except InvalidRequestError as exc:

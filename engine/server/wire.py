@@ -85,6 +85,8 @@ class CompletionRequest:
     model: str | None
     config_id: str | None
     llm_params: dict[str, Any]
+    # NeMo's guardrails.options (generation options: log, llm_params, output_vars), unparsed.
+    options: dict[str, Any] | None = None
 
 
 def _bad(message: str, param: str | None = None) -> HttpError:
@@ -153,13 +155,16 @@ def parse_request(raw: bytes) -> CompletionRequest:
         raise _bad("model: expected a string", "model")
     config_id = body.get("config_id")
     guardrails = body.get("guardrails")
+    generation_options = None
     if guardrails is not None:
-        if not isinstance(guardrails, dict) or set(guardrails) - {"config_id"}:
-            raise _bad('guardrails: expected {"config_id": "..."}', "guardrails")
-        config_id = config_id or guardrails.get("config_id")
+        config_id, generation_options, context = _guardrails(guardrails, config_id)
+        if context is not None:
+            # NeMo's guardrails.context: the variables of a context message, for the actions.
+            messages = [{"role": "context", "content": context}, *messages]
     if config_id is not None and not isinstance(config_id, str):
         raise _bad("config_id: expected a string", "config_id")
     return CompletionRequest(
+        options=generation_options,
         messages=tuple(messages),
         stream=stream,
         include_usage=bool(options.get("include_usage", False)),
@@ -167,6 +172,60 @@ def parse_request(raw: bytes) -> CompletionRequest:
         config_id=config_id,
         llm_params={k: v for k, v in body.items() if k in _PASSED_ON},
     )
+
+
+# NeMo's guardrails object, and what railstream answers to the keys it does not take.
+_GUARDRAILS_KEYS = {"config_id", "config_ids", "options", "context"}
+_GUARDRAILS_REFUSED = {
+    "thread_id": (
+        "railstream keeps no conversation between requests: send the whole conversation in messages"
+    ),
+    "state": "railstream keeps no conversation state: send the whole conversation in messages",
+}
+
+
+def _guardrails(
+    guardrails: object, config_id: object
+) -> tuple[Any, dict[str, Any] | None, dict[str, Any] | None]:
+    """NeMo's ``guardrails`` object: ``(config_id, options, context)``."""
+    if not isinstance(guardrails, dict):
+        raise _bad("guardrails: expected an object (config_id, options, context)", "guardrails")
+    for key, why in _GUARDRAILS_REFUSED.items():
+        if guardrails.get(key) is not None:
+            raise _bad(f"guardrails.{key}: {why}", f"guardrails.{key}")
+    unknown = sorted(set(guardrails) - _GUARDRAILS_KEYS - set(_GUARDRAILS_REFUSED))
+    if unknown:
+        raise _bad(f"guardrails.{unknown[0]}: unknown key", f"guardrails.{unknown[0]}")
+    config_id = config_id or guardrails.get("config_id")
+    config_ids = guardrails.get("config_ids")
+    if config_ids is not None:
+        if not isinstance(config_ids, list) or not all(isinstance(c, str) for c in config_ids):
+            raise _bad(
+                "guardrails.config_ids: expected a list of config ids", "guardrails.config_ids"
+            )
+        if config_id is not None:
+            raise _bad(
+                "guardrails: give config_id or config_ids, not both (as NeMo)",
+                "guardrails.config_ids",
+            )
+        if len(config_ids) != 1:
+            raise _bad(
+                "guardrails.config_ids: railstream serves one config per request; combining "
+                "configs is not supported: give one id",
+                "guardrails.config_ids",
+            )
+        config_id = config_ids[0]
+    options = guardrails.get("options")
+    if options is not None and not isinstance(options, dict):
+        raise _bad(
+            "guardrails.options: expected an object (generation options)", "guardrails.options"
+        )
+    context = guardrails.get("context")
+    if context is not None and not isinstance(context, dict):
+        raise _bad(
+            "guardrails.context: expected an object of context variables", "guardrails.context"
+        )
+    return config_id, options, context
 
 
 def invalid_messages(exc: InvalidRequestError) -> HttpError:

@@ -9,10 +9,13 @@ from .base import ProviderOutcome as ProviderOutcome
 from .custom import IteratorProvider as IteratorProvider
 from .custom import WholeReply as WholeReply
 from .http_client import HttpClients as HttpClients
+from .langchain import LangChainProvider as LangChainProvider
+from .langchain import is_langchain_chat_model as is_langchain_chat_model
 from .openai import OpenAIProvider as OpenAIProvider
 from .providers import make_provider as make_provider
 from .scripted import ScriptedProvider as ScriptedProvider
 from .scripted import split_tokens as split_tokens
+from .stage import prompt_text as prompt_text
 from .stage import run_generation as run_generation
 
 __all__ = [
@@ -23,10 +26,13 @@ __all__ = [
     "Completion",
     "HttpClients",
     "IteratorProvider",
+    "LangChainProvider",
     "OpenAIProvider",
     "ProviderOutcome",
     "ScriptedProvider",
+    "is_langchain_chat_model",
     "make_provider",
+    "prompt_text",
     "run_generation",
     "split_tokens",
     "WholeReply",

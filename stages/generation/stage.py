@@ -3,8 +3,9 @@
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
-from typing import Literal
+import itertools
+from collections.abc import Mapping, Sequence
+from typing import Any, Literal
 
 import trio
 
@@ -22,9 +23,10 @@ from engine.messages import (
 )
 
 from ..flow import hand_on
+from ..usage import MAX_TEXT_CHARS
 from .base import ChatProvider, ChatRequest
 
-__all__ = ["run_generation"]
+__all__ = ["prompt_text", "run_generation"]
 
 
 async def run_generation(
@@ -77,6 +79,9 @@ async def run_generation(
                 **watch.stamps(),
                 time_to_first_token=emit.first_token,
                 finish_reason=finish_reason,
+                # What NeMo's log shows of the main call: its prompt and what it said (so far).
+                prompt=prompt_text(request.messages),
+                completion=emit.completion(),
             )
             # The record must reach the ledger even when this task is being cancelled; only
             # if the usage stage itself is gone (trio.run shutting down) is there nowhere to go.
@@ -89,11 +94,16 @@ async def run_generation(
                 pass  # downstream already finished: the end of the reply changes nothing
 
 
+# A token is at least one character, and the log keeps at most MAX_TEXT_CHARS of a text: no
+# more tokens than that are held for it, whatever the length of the reply.
+_KEPT_TOKENS = MAX_TEXT_CHARS
+
+
 class _Emitter:
     """The provider's :class:`~stages.generation.base.Emit`: counts tokens, times the first,
     keeps the provider's last usage report (the record of a call that is cut off)."""
 
-    __slots__ = ("_outbox", "_watch", "first_token", "reported_usage", "streamed")
+    __slots__ = ("_outbox", "_watch", "batches", "first_token", "reported_usage", "streamed")
 
     def __init__(self, outbox: trio.MemorySendChannel[GenerationEvent], watch: Stopwatch) -> None:
         self._outbox = outbox
@@ -101,11 +111,23 @@ class _Emitter:
         self.first_token: float | None = None
         self.streamed = 0
         self.reported_usage = Usage()
+        # The reply so far, for the log (a reply is bounded by its max_tokens).
+        self.batches: list[tuple[str, ...]] = []
 
     def _count(self, batch: tuple[str, ...]) -> None:
         if self.first_token is None:
             self.first_token = self._watch.elapsed()
+        if self.streamed < _KEPT_TOKENS:
+            self.batches.append(batch)
         self.streamed += len(batch)
+
+    def completion(self) -> str:
+        """The reply as far as it is kept for the log (the ledger cuts it shorter still)."""
+        kept = sum(len(b) for b in self.batches)
+        text = "".join(itertools.chain.from_iterable(self.batches))
+        if kept < self.streamed:
+            text += f"... [{self.streamed - kept} more tokens not kept]"
+        return text
 
     async def __call__(self, tokens: Sequence[str]) -> None:
         batch = _tokens(tokens)
@@ -127,6 +149,16 @@ class _Emitter:
 
     def report_usage(self, usage: Usage) -> None:
         self.reported_usage = usage
+
+
+def prompt_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """A chat request as one text, as NeMo's log shows a prompt: ``Role: content`` per
+    message (a lone user message is its own text)."""
+    if len(messages) == 1 and messages[0].get("role") == "user":
+        return str(messages[0].get("content") or "")
+    return "\n\n".join(
+        f"{str(m.get('role', '')).capitalize()}: {m.get('content') or ''}" for m in messages
+    )
 
 
 def _tokens(tokens: Sequence[str]) -> tuple[str, ...]:

@@ -30,7 +30,7 @@ import trio
 from config_schema import BlocklistConfig, JailbreakDetectionConfig, PromptConfig
 from config_schema.flows import builtin_judge, parse_flow
 from engine.messages import LLMCall, Stopwatch, Usage, Window
-from stages.generation import ChatProvider, ChatRequest, Completion, HttpClients
+from stages.generation import ChatProvider, ChatRequest, Completion, HttpClients, prompt_text
 
 from .context import RailContext, RailResult
 
@@ -265,11 +265,7 @@ class _LLMJudge:
 
     async def _ask(self, window: Window, context: RailContext) -> str:
         messages = self._messages(window, context)
-        prompt = (
-            messages[0]["content"]
-            if len(messages) == 1 and messages[0]["role"] == "user"
-            else "\n\n".join(f"{m['role'].capitalize()}: {m['content']}" for m in messages)
-        )
+        prompt = prompt_text(messages)
         request = ChatRequest(
             messages=tuple(messages), task=self.action_name, parameters=self._call_parameters
         )

@@ -24,6 +24,8 @@ class RailContext:
     # The conversation before the user's message (user and assistant turns), for the rails
     # that judge a message in its conversation (topic safety).
     history: tuple[Mapping[str, Any], ...] = ()
+    # NeMo's context variables, from the request's context messages: in an action's context.
+    variables: Mapping[str, Any] = attrs.field(factory=dict)
     record: Callable[[LogRecord], Awaitable[None]]
     host: UserCode = attrs.field(factory=TrioUserCode)
 

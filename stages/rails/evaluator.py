@@ -39,7 +39,7 @@ class ActionRail:
         if self.side == "input":
             arguments: dict[str, Any] = {
                 "user_message": text,
-                "context": {"user_message": text},
+                "context": {**context.variables, "user_message": text},
                 "config": context.config,
             }
         else:
@@ -47,6 +47,7 @@ class ActionRail:
                 "bot_message": text,
                 "user_message": context.user_message,
                 "context": {
+                    **context.variables,
                     "bot_message": text,
                     "user_message": context.user_message,
                     "window_index": window.index,
