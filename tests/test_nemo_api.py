@@ -355,6 +355,7 @@ def test_a_langchain_chat_model_streams_on_the_applications_asyncio_loop(
         async for chunk in rails.stream_async(messages=[{"role": "user", "content": "hi"}]):
             chunks.append(chunk)
             assert asyncio.get_running_loop() is loop
+        await llm.root_async_client.close()  # the application's client: its pool is its own
         return chunks
 
     chunks = asyncio.run(main())
