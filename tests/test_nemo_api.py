@@ -137,6 +137,29 @@ async def test_a_cut_off_main_call_logs_what_it_said_so_far(
     assert "a secret" in main.completion
 
 
+async def test_a_long_replys_completion_is_kept_to_the_logs_cap_whatever_its_length(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """What the log keeps of the main call's reply is bounded (so is a stream's memory): the
+    first characters, and a note of how many tokens there were."""
+    from stages.usage import MAX_TEXT_CHARS
+
+    reply = " ".join(f"w{i}" for i in range(20_000))
+    rails = LLMRails(
+        RailsConfig.from_content(
+            yaml_content=f"models: [{{type: main, engine: scripted, parameters: {{responses: [{reply!r}]}}}}]"
+        )
+    )
+    with trio.fail_after(HANG_GUARD_S):
+        async with rails.stream_async(messages=[{"role": "user", "content": "q"}]) as stream:
+            [c async for c in stream]
+    completion = stream.log.llm_calls[0].completion
+    assert completion is not None
+    assert len(completion) <= MAX_TEXT_CHARS
+    assert completion.startswith("w0 w1 w2 ")
+    assert completion.endswith("... [the rest of its 20000 tokens not kept]")
+
+
 # LLMRails(config, verbose=True)
 
 

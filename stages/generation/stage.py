@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import contextlib
-import itertools
 from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
@@ -94,16 +93,25 @@ async def run_generation(
                 pass  # downstream already finished: the end of the reply changes nothing
 
 
-# A token is at least one character, and the log keeps at most MAX_TEXT_CHARS of a text: no
-# more tokens than that are held for it, whatever the length of the reply.
-_KEPT_TOKENS = MAX_TEXT_CHARS
+# The log keeps at most MAX_TEXT_CHARS of a text; the reply is kept to a little less, so that
+# its own "not kept" note fits under that cap and the ledger does not cut it again.
+_KEPT_CHARS = MAX_TEXT_CHARS - 64
+_PARTS = 64  # tokens appended between joins: one join per 64 tokens, not one per token
 
 
 class _Emitter:
     """The provider's :class:`~stages.generation.base.Emit`: counts tokens, times the first,
     keeps the provider's last usage report (the record of a call that is cut off)."""
 
-    __slots__ = ("_outbox", "_watch", "batches", "first_token", "reported_usage", "streamed")
+    __slots__ = (
+        "_cut",
+        "_outbox",
+        "_parts",
+        "_watch",
+        "first_token",
+        "reported_usage",
+        "streamed",
+    )
 
     def __init__(self, outbox: trio.MemorySendChannel[GenerationEvent], watch: Stopwatch) -> None:
         self._outbox = outbox
@@ -111,22 +119,33 @@ class _Emitter:
         self.first_token: float | None = None
         self.streamed = 0
         self.reported_usage = Usage()
-        # The reply so far, for the log (a reply is bounded by its max_tokens).
-        self.batches: list[tuple[str, ...]] = []
+        # The reply so far, for the log: joined every _PARTS tokens, and no longer than
+        # _KEPT_CHARS (None once cut), so a stream holds a few KiB of it however long it runs.
+        self._parts: list[str] = []
+        self._cut = False
 
     def _count(self, batch: tuple[str, ...]) -> None:
         if self.first_token is None:
             self.first_token = self._watch.elapsed()
-        if self.streamed < _KEPT_TOKENS:
-            self.batches.append(batch)
         self.streamed += len(batch)
+        if not self._cut:
+            parts = self._parts
+            parts.extend(batch)
+            if len(parts) > _PARTS:
+                self._join()
+
+    def _join(self) -> None:
+        text = "".join(self._parts)
+        if len(text) > _KEPT_CHARS:
+            text, self._cut = text[:_KEPT_CHARS], True
+        self._parts = [text]
 
     def completion(self) -> str:
-        """The reply as far as it is kept for the log (the ledger cuts it shorter still)."""
-        kept = sum(len(b) for b in self.batches)
-        text = "".join(itertools.chain.from_iterable(self.batches))
-        if kept < self.streamed:
-            text += f"... [{self.streamed - kept} more tokens not kept]"
+        """The reply as far as it is kept for the log."""
+        self._join()
+        text = self._parts[0]
+        if self._cut:
+            text += f"... [the rest of its {self.streamed} tokens not kept]"
         return text
 
     async def __call__(self, tokens: Sequence[str]) -> None:

@@ -201,4 +201,11 @@ MUTATIONS = [
         new="        if False:\n",
         tests=(T + "test_a_streamed_request_takes_llm_params_but_refuses_a_log_it_would_not_send",),
     ),
+    Mutation(
+        name="nemo api: the main call's completion is kept whole, however long",
+        path="stages/generation/stage.py",
+        old="        if len(text) > _KEPT_CHARS:\n",
+        new="        if False:\n",
+        tests=(T + "test_a_long_replys_completion_is_kept_to_the_logs_cap_whatever_its_length",),
+    ),
 ]
