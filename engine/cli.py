@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import signal
 import sys
@@ -36,6 +37,26 @@ from .errors import GenerationError, RailNotFoundError, RailstreamError
 from .llmrails import BLOCKED_REPLY, LLMRails
 
 __all__ = ["main"]
+
+
+_LOG_LEVELS = ("debug", "info", "warning", "error")
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    """railstream's loggers (``railstream.*``) to stderr, at ``level``: the command line's
+    choice, never a library's (an embedding application sets up logging its own way)."""
+    from .server.observe import JsonFormatter
+
+    handler = logging.StreamHandler(sys.stderr)
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+    )
+    logger = logging.getLogger("railstream")
+    logger.handlers[:] = [handler]
+    logger.setLevel(level.upper())
+    logger.propagate = False
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -66,8 +87,27 @@ def _parser() -> argparse.ArgumentParser:
         metavar="NAME",
         help="with --server-url: send 'Authorization: Bearer $NAME' (the token stays out of argv)",
     )
+    chat.add_argument(
+        "--log-level",
+        default="warning",
+        choices=_LOG_LEVELS,
+        help="railstream's log on stderr (default warning; debug: each LLM call and rail run)",
+    )
     server = commands.add_parser(
         "server", help="serve configs over an OpenAI-compatible HTTP API", allow_abbrev=False
+    )
+    server.add_argument(
+        "--log-level",
+        default="info",
+        choices=_LOG_LEVELS,
+        help="the log on stderr (default info: one line per request, failures, start-up; "
+        "debug: each LLM call and rail run too)",
+    )
+    server.add_argument(
+        "--log-format",
+        default="text",
+        choices=("text", "json"),
+        help="text, or one JSON object per line for log shippers (default text)",
     )
     server.add_argument(
         "--config", required=True, help="one config folder, or a folder of config folders"
@@ -354,6 +394,8 @@ def _unusable(rails: LLMRails, streaming: bool) -> str | None:
 
 
 def _chat_command(args: argparse.Namespace) -> int:
+    configure_logging(args.log_level)
+
     def refuse(problem: str) -> int:
         print(f"railstream chat: {problem}", file=sys.stderr)
         return 2
@@ -410,6 +452,8 @@ def _chat_command(args: argparse.Namespace) -> int:
 def _server_command(args: argparse.Namespace) -> int:
     from .server import ConfigRegistry, ServerLimits, ServerSetupError, serve
     from .server.run import CannotListenError, announce, first_leaf
+
+    configure_logging(args.log_level, args.log_format)
 
     token = None
     if args.auth_token_env:

@@ -110,13 +110,15 @@ class LLMRails:
         """``llm``: a model of your own to use as ``main`` (see ``stages.generation.ChatProvider``).
 
         ``verbose``: as NeMo's, each call's LLM calls and rail runs are logged as it ends
-        (logger ``engine``, INFO, to stderr unless the application set up that logger).
+        (logger ``railstream.calls``, DEBUG, to stderr unless the application set up the
+        ``railstream`` logger).
         """
         self.config = config
         self.verbose = verbose
         if verbose:
             _log_to_stderr()
         self._last_ledger: UsageLedger | None = None
+        self._observers: list[Callable[[UsageLedger], None]] = []
         self._actions: dict[str, Action] = {}
         main = config.model("main")
         settings = (
@@ -316,10 +318,24 @@ class LLMRails:
 
     # internals
 
+    def add_observer(self, observer: Callable[[UsageLedger], None]) -> None:
+        """Call ``observer`` with each finished call's record (its LLM calls and rail runs),
+        as the call ends (a server's metrics use this). It must be quick and must not raise;
+        if it does, the error is logged and the call is not affected."""
+        self._observers.append(observer)
+
     def _pipeline(self, plan: PipelinePlan) -> Pipeline:
-        pipeline = Pipeline(attrs.evolve(plan, on_finished=_log_finished))
+        pipeline = Pipeline(attrs.evolve(plan, on_finished=self._finished))
         self._last_ledger = pipeline.ledger
         return pipeline
+
+    def _finished(self, ledger: UsageLedger) -> None:
+        _log_finished(ledger)
+        for observer in self._observers:
+            try:
+                observer(ledger)
+            except Exception:
+                _LOG.exception("an observer of finished calls failed (%r)", observer)
 
     @staticmethod
     def _failed_reply(final: StreamFailed, refusal: str) -> str:
@@ -486,7 +502,7 @@ class LLMRails:
         )
 
 
-_LOG = logging.getLogger(__name__)
+_LOG = logging.getLogger("railstream.calls")
 
 
 def _as_provider(llm: object) -> ChatProvider:
@@ -530,9 +546,11 @@ def _output_data(
 
 
 def _log_to_stderr() -> None:
-    """``verbose=True``: the ``engine`` logger at INFO, to stderr unless it has a handler."""
-    logger = logging.getLogger("engine")
+    """``verbose=True``: the ``railstream`` loggers at INFO, to stderr unless they have a
+    handler."""
+    logger = logging.getLogger("railstream")
     logger.setLevel(logging.INFO)
+    logging.getLogger("railstream.calls").setLevel(logging.DEBUG)
     if not logger.handlers:
         handler = logging.StreamHandler()
         handler.setFormatter(logging.Formatter("%(name)s: %(message)s"))
@@ -540,12 +558,13 @@ def _log_to_stderr() -> None:
 
 
 def _log_finished(ledger: UsageLedger) -> None:
-    """One line per LLM call and per rail run of a finished call, at INFO."""
-    if not _LOG.isEnabledFor(logging.INFO):
+    """One line per LLM call and per rail run of a finished call, at DEBUG (a server's INFO
+    is one line per request)."""
+    if not _LOG.isEnabledFor(logging.DEBUG):
         return
     for call in ledger.llm_calls:
         usage = call.usage
-        _LOG.info(
+        _LOG.debug(
             "LLM call %s on %s: %s in %.3f s, %s prompt + %s completion tokens",
             call.task,
             call.model or call.provider,
@@ -556,7 +575,7 @@ def _log_finished(ledger: UsageLedger) -> None:
         )
     for run in ledger.rail_runs:
         reason = f" ({run.reason})" if run.reason else ""
-        _LOG.info(
+        _LOG.debug(
             "%s rail %r on window %d: %s in %.1f ms%s",
             run.side,
             run.rail,

@@ -177,12 +177,12 @@ def test_verbose_logs_each_llm_call_and_rail_run_to_stderr() -> None:
     )
     lines = result.stderr.splitlines()
     assert any(
-        line.startswith("engine.llmrails: LLM call general on scripted: completed in ")
+        line.startswith("railstream.calls: LLM call general on scripted: completed in ")
         and line.endswith("1 prompt + 5 completion tokens")
         for line in lines
     ), lines
     assert any(
-        line.startswith("engine.llmrails: output rail 'check no secrets' on window 0: block in ")
+        line.startswith("railstream.calls: output rail 'check no secrets' on window 0: block in ")
         for line in lines
     ), lines
     assert result.stdout == ""
@@ -202,12 +202,12 @@ def test_without_verbose_nothing_is_printed() -> None:
 
 
 def test_verbose_leaves_an_applications_own_handler_alone(caplog: pytest.LogCaptureFixture) -> None:
-    logger = logging.getLogger("engine")
+    logger = logging.getLogger("railstream")
     handler = logging.NullHandler()
     logger.addHandler(handler)
     level = logger.level
     try:
-        with caplog.at_level(logging.INFO, logger="engine"):
+        with caplog.at_level(logging.DEBUG, logger="railstream"):
             rails = LLMRails(RailsConfig.from_content(yaml_content=SCRIPTED), verbose=True)
             rails.register_action(check_no_secrets, "check_no_secrets")
             rails.generate(prompt="q")

@@ -16,9 +16,11 @@ request is cancelled.
 
 from __future__ import annotations
 
+import functools
 import hmac
 import json
 import logging
+import time
 import traceback
 from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
@@ -42,6 +44,7 @@ from ..errors import (
 from ..log import GenerationLog, GenerationOptions, GenerationResponse, parse_options
 from ..messages import StreamError
 from ..stream import RailsStream
+from .observe import Metrics, RequestRecord
 from .registry import ConfigRegistry
 from .upstream import Redactor, upstream_http_error
 from .wire import (
@@ -177,7 +180,11 @@ class _SSEReply:
         config_id: str,
         shutdown: Shutdown,
         block_error_event: bool = False,
+        record: RequestRecord | None = None,
+        metrics: Metrics | None = None,
     ) -> None:
+        self._record = record or RequestRecord(stream=True, config_id=config_id)
+        self._metrics = metrics
         self._stream = stream
         self._first = first
         self._ids = ids
@@ -201,11 +208,25 @@ class _SSEReply:
     async def aclose(self) -> None:
         """Drop the reply unsent (its client left before it could start)."""
         await self._stream.aclose()
+        self._record.outcome = "client_left"
+        self._finish()
+
+    def _finish(self) -> None:
+        main = next((c for c in self._stream.log.llm_calls if c.task == "general"), None)
+        if main is not None:  # what the model reported, else what was counted
+            self._record.tokens = (
+                main.completion_tokens
+                if main.completion_tokens is not None
+                else main.streamed_tokens
+            )
+        self._record.finish(self._metrics)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         self._shutdown._replies.add(self)
         if self._shutdown.grace_over.is_set():
             self._ending = True  # made just as the grace ended: end it at once, all the same
+        if self._metrics is not None:
+            self._metrics.in_flight.inc()
         try:
             last: bytes | None = None
             async with trio.open_nursery() as nursery:
@@ -222,10 +243,14 @@ class _SSEReply:
             self._shutdown._replies.discard(self)
             await self._stream.aclose()  # idempotent; cancels the model if still running
             self._done()
+            if self._metrics is not None:
+                self._metrics.in_flight.dec()
+            self._finish()
 
     async def _watch(self, receive: Receive, scope: trio.CancelScope) -> None:
         while (await receive())["type"] != "http.disconnect":
             pass
+        self._record.outcome = "client_left"
         scope.cancel()  # the client is gone: stop writing, and the stream with it
 
     async def _next(self) -> dict[str, Any] | None:
@@ -238,6 +263,7 @@ class _SSEReply:
                 return await anext(self._stream, None)  # type: ignore[arg-type]
             except Exception as exc:
                 _log_failure(self._redactor, f"config {self._config_id!r}: the stream failed", exc)
+                self._record.outcome, self._record.error = "server_error", type(exc).__name__
                 return {**_STREAM_FAILED, "failed": True}
             finally:
                 self._waiting = None
@@ -280,16 +306,22 @@ class _SSEReply:
             pending.clear()
 
         ids = self._ids
+        record = self._record
         event(chunk(ids, {"role": "assistant", "content": ""}))
         item: dict[str, Any] | None = self._first
         while item is not None:
             if item is _ENDED_BY_SHUTDOWN:
                 event(_SHUTTING_DOWN)
                 self._shutdown.streams_ended += 1
+                record.outcome = "shutdown"
                 break
             if "text" in item:
                 event(chunk(ids, {"content": item["text"]}))
+                if record.first_chunk_s is None:
+                    record.first_chunk_s = time.perf_counter() - record.started
+                record.released_chunks += 1
             elif "error" in item:
+                record.outcome, record.rail, record.error = _outcome_of(item["error"])
                 if item.get("failed"):
                     event(_STREAM_FAILED)  # nothing more can be read from a failed stream
                     break
@@ -333,6 +365,28 @@ class _ClientGone:
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         return None
+
+
+def _rejection(exc: HttpError) -> tuple[str, str | None]:
+    """``(outcome, error kind)`` of a request answered with an error status."""
+    error = exc.body.get("error", {})
+    code = error.get("code")
+    kind = str(code) if code is not None else str(error.get("type"))
+    if code == "server_shutting_down":
+        return "shutdown", kind
+    if isinstance(code, str) and code.startswith("upstream_"):
+        return "model_error", kind
+    return ("server_error" if exc.status >= 500 and exc.status != 503 else "rejected"), kind
+
+
+def _outcome_of(error: Mapping[str, Any]) -> tuple[str, str | None, str | None]:
+    """``(outcome, rail, error kind)`` of an error payload, for the access log and metrics."""
+    kind = error.get("type")
+    if kind == "guardrails_violation":
+        return "blocked", error.get("param"), None
+    if kind == "internal_error":
+        return "rail_error", error.get("param"), str(error.get("code"))
+    return "model_error", None, str(error.get("code") or kind)
 
 
 def _client_options(parsed: CompletionRequest) -> GenerationOptions | None:
@@ -425,11 +479,21 @@ def _shutting_down() -> HttpError:
 
 
 def create_app(
-    registry: ConfigRegistry, limits: ServerLimits | None = None, shutdown: Shutdown | None = None
+    registry: ConfigRegistry,
+    limits: ServerLimits | None = None,
+    shutdown: Shutdown | None = None,
+    metrics: Metrics | None = None,
 ) -> Starlette:
+    """The ASGI app. With ``metrics`` (prometheus-client installed), ``GET /metrics`` serves
+    them, behind the bearer token when the server has one."""
     limits = limits or ServerLimits()
     shutdown = shutdown or Shutdown()
     redactor = registry.redactor
+    if metrics is not None:
+        for config_id in registry.ids:
+            registry.rails(config_id).add_observer(
+                functools.partial(metrics.record_ledger, config_id)
+            )
 
     def authorized(request: Request) -> bool:
         if limits.auth_token is None:
@@ -507,6 +571,20 @@ def create_app(
         return _json({"object": "list", "data": data})
 
     async def chat_completions(request: Request) -> Response | _SSEReply | _ClientGone:
+        record = RequestRecord()
+        try:
+            return await _chat_completions(request, record)
+        except HttpError as exc:
+            record.status = exc.status
+            record.outcome, record.error = _rejection(exc)
+            raise
+        finally:
+            if not record.handed_over:
+                record.finish(metrics)
+
+    async def _chat_completions(
+        request: Request, record: RequestRecord
+    ) -> Response | _SSEReply | _ClientGone:
         authorize(request)
         if limits.active >= limits.max_concurrent:
             raise HttpError(
@@ -528,13 +606,15 @@ def create_app(
                 # can): no model has been asked yet, and the client can retry elsewhere.
                 raise _shutting_down()
             parsed = parse_request(body)
+            record.stream = parsed.stream
             config_id, rails = registry.resolve(parsed.config_id, parsed.model)
+            record.config_id = config_id
             ids = Ids.new(parsed.model or config_id)
 
             async def answer() -> Response | _SSEReply:
                 if not parsed.stream:
-                    return await _complete(rails, config_id, parsed, ids)
-                return await _start_stream(rails, config_id, parsed, ids, done)
+                    return await _complete(rails, config_id, parsed, ids, record)
+                return await _start_stream(rails, config_id, parsed, ids, done, record)
 
             async def discard(reply: Response | _SSEReply) -> None:
                 if isinstance(reply, _SSEReply):
@@ -554,8 +634,10 @@ def create_app(
                 ) from None
             if reply is None:
                 logger.info("config %r: the client left; its generation was cancelled", config_id)
+                record.outcome = "client_left"
                 return _ClientGone()
             handed_over = isinstance(reply, _SSEReply)
+            record.handed_over = handed_over  # the reply logs the request when it has been sent
             return reply
         finally:
             if not handed_over:
@@ -572,7 +654,7 @@ def create_app(
         return upstream_http_error(payload, cause, redactor)
 
     async def _complete(
-        rails: Any, config_id: str, parsed: CompletionRequest, ids: Ids
+        rails: Any, config_id: str, parsed: CompletionRequest, ids: Ids, record: RequestRecord
     ) -> Response:
         try:
             asked = _client_options(parsed)
@@ -593,6 +675,15 @@ def create_app(
         assert result.log is not None
         main = next((c for c in result.log.llm_calls if c.task == "general"), None)
         stopped = next((r for r in result.log.activated_rails if r.stop), None)
+        if main is not None:  # what the model reported, else what was counted
+            record.tokens = (
+                main.completion_tokens
+                if main.completion_tokens is not None
+                else main.streamed_tokens
+            )
+        if stopped is not None:
+            blocked = stopped.additional_info.get("verdict") == "block"
+            record.outcome, record.rail = ("blocked" if blocked else "rail_error"), stopped.name
         finish = (
             "content_filter"
             if stopped is not None
@@ -634,7 +725,12 @@ def create_app(
         return json.loads(redactor.for_client(json.dumps(value, default=repr)))
 
     async def _start_stream(
-        rails: Any, config_id: str, parsed: CompletionRequest, ids: Ids, done: Callable[[], None]
+        rails: Any,
+        config_id: str,
+        parsed: CompletionRequest,
+        ids: Ids,
+        done: Callable[[], None],
+        record: RequestRecord,
     ) -> _SSEReply:
         try:
             asked = _client_options(parsed)
@@ -685,6 +781,8 @@ def create_app(
             config_id,
             shutdown,
             limits.block_error_event,
+            record,
+            metrics,
         )
 
     async def http_error(request: Request, exc: Exception) -> Response:
@@ -700,7 +798,14 @@ def create_app(
         _log_failure(redactor, f"{request.method} {request.url.path} failed", exc)
         return _json(error_body("internal server error", type="internal_error"), 500)
 
+    async def metrics_endpoint(request: Request) -> Response:
+        authorize(request)
+        assert metrics is not None
+        body, content_type = metrics.exposition()
+        return Response(body, media_type=content_type)
+
     routes = [
+        *([Route("/metrics", metrics_endpoint, methods=["GET"])] if metrics is not None else []),
         Route("/healthz", healthz, methods=["GET"]),
         Route("/v1/rails/configs", configs, methods=["GET"]),
         Route("/v1/models", models, methods=["GET"]),

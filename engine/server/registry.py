@@ -83,6 +83,10 @@ class ConfigRegistry:
     def ids(self) -> list[str]:
         return list(self._rails)
 
+    def rails(self, config_id: str) -> LLMRails:
+        """The facade serving ``config_id`` (one of :attr:`ids`)."""
+        return self._rails[config_id]
+
     def resolve(self, config_id: str | None, model: str | None) -> tuple[str, LLMRails]:
         """The config for a request: ``config_id``, else a ``model`` naming one, else the default."""
         if config_id is not None:

@@ -17,6 +17,7 @@ from hypercorn.events import Event, Updated
 from hypercorn.protocol.h2 import H2Protocol
 
 from .app import ServerLimits, Shutdown, create_app
+from .observe import Metrics, metrics_available
 from .registry import ConfigRegistry
 
 __all__ = ["CannotListenError", "first_leaf", "serve"]
@@ -110,7 +111,12 @@ async def serve(
     setattr(hypercorn.trio.tcp_server, "ProtocolWrapper", _ProtocolWrapper)  # noqa: B010
     # Starlette's and hypercorn's ASGI type names differ; the protocol is the same.
     shutdown = Shutdown()
-    app = cast(Any, create_app(registry, limits, shutdown))
+    metrics = Metrics() if metrics_available() else None
+    if metrics is None:
+        logger.info(
+            "prometheus-client is not installed: no /metrics (pip install 'railstream[metrics]')"
+        )
+    app = cast(Any, create_app(registry, limits, shutdown, metrics))
     listening = False
     try:
         async with trio.open_nursery() as nursery:

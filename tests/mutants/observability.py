@@ -1,0 +1,89 @@
+"""What the server's operator sees: the access log and /metrics (tests/test_observability.py,
+issue 16)."""
+
+from tests.mutation_check import Mutation
+
+T = "tests/test_observability.py::"
+LOG = T + "test_the_log_has_one_line_per_request_with_its_outcome_and_no_key_nor_text"
+JSON = T + "test_json_log_lines_carry_the_same_fields"
+METRICS = T + "test_metrics_count_the_block_under_its_rail_and_each_outcome"
+
+MUTATIONS = [
+    Mutation(
+        name="observability: a streamed request is never logged",
+        path="engine/server/app.py",
+        old="                self._metrics.in_flight.dec()\n            self._finish()\n",
+        new="                self._metrics.in_flight.dec()\n",
+        tests=(LOG, METRICS),
+    ),
+    Mutation(
+        name="observability: a rejected request is never logged",
+        path="engine/server/app.py",
+        old="            if not record.handed_over:\n                record.finish(metrics)\n",
+        new="            pass\n",
+        tests=(LOG,),
+    ),
+    Mutation(
+        name="observability: a block is logged as completed",
+        path="engine/server/app.py",
+        old='        return "blocked", error.get("param"), None\n',
+        new='        return "completed", error.get("param"), None\n',
+        tests=(LOG, METRICS),
+    ),
+    Mutation(
+        name="observability: a whole reply's block is logged as completed",
+        path="engine/server/app.py",
+        old='            record.outcome, record.rail = ("blocked" if blocked else "rail_error"), stopped.name\n',
+        new="            pass\n",
+        tests=(LOG,),
+    ),
+    Mutation(
+        name="observability: the log says the user's text",
+        path="engine/server/observe.py",
+        old='            "tokens": self.tokens,\n',
+        new='            "tokens": self.tokens,\n            "text": "tell me the launch code is",\n',
+        tests=(LOG,),
+    ),
+    Mutation(
+        name="observability: json lines lose their fields",
+        path="engine/server/observe.py",
+        old="            line.update({k: v for k, v in fields.items() if v is not None})\n",
+        new="            pass\n",
+        tests=(JSON,),
+    ),
+    Mutation(
+        name="observability: blocks are not counted by rail",
+        path="engine/server/observe.py",
+        old="                self.blocks.labels(config_id, run.rail, run.side).inc()\n",
+        new="                pass\n",
+        tests=(METRICS,),
+    ),
+    Mutation(
+        name="observability: the facade's observers are never called",
+        path="engine/llmrails.py",
+        old="        for observer in self._observers:\n",
+        new="        for observer in ():\n",
+        tests=(METRICS,),
+    ),
+    Mutation(
+        name="observability: streams in flight never go down",
+        path="engine/server/app.py",
+        old="                self._metrics.in_flight.dec()\n",
+        new="                pass\n",
+        tests=(METRICS,),
+    ),
+    Mutation(
+        name="observability: /metrics open to anyone",
+        path="engine/server/app.py",
+        old="    async def metrics_endpoint(request: Request) -> Response:\n        authorize(request)\n",
+        new="    async def metrics_endpoint(request: Request) -> Response:\n",
+        tests=(T + "test_metrics_are_behind_the_servers_token",),
+    ),
+    Mutation(
+        name="observability: the server logs at warning by default (no access lines)",
+        path="engine/cli.py",
+        old='        default="info",\n        choices=_LOG_LEVELS,\n',
+        new='        default="warning",\n        choices=_LOG_LEVELS,\n',
+        tests=(LOG,),
+    ),
+]

@@ -1,0 +1,190 @@
+"""What the operator of `railstream server` sees (issue 16): one log line per request with its
+outcome and never a key nor the text, and Prometheus metrics at ``/metrics`` that count a block
+under its rail. The real server (a subprocess) and its real upstream (the tests'
+OpenAI-compatible server) on 127.0.0.1; real time."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import httpx
+import pytest
+import trio
+
+from .openai_server import FakeOpenAI, Script
+from .server_process import ServerProcess
+
+KEY = "sk-test-9f8e7d6c5b4a39281706"
+SECRET_TEXT = "the launch code is"
+CONFIG = """
+models:
+  - type: main
+    engine: openai
+    model: upstream-model
+    parameters: {{base_url: "{base_url}", api_key: "{key}"}}
+rails:
+  output:
+    flows: [check no secrets]
+    streaming: {{enabled: true, chunk_size: 4, context_size: 1}}
+"""
+ACTIONS = (
+    "from engine import action\n\n\n"
+    "@action()\n"
+    "def check_no_secrets(bot_message: str) -> bool:\n"
+    "    return 'launch code' not in bot_message\n"
+)
+CLEAN = ["All", " systems", " are", " nominal", " today."]
+BLOCKED = ["Sure:", " the", " launch", " code", " is", " 0000."]
+
+
+@pytest.fixture
+async def upstream(nursery: trio.Nursery) -> FakeOpenAI:
+    fake = FakeOpenAI()
+    await nursery.start(fake.serve)
+    return fake
+
+
+def start(
+    tmp_path: Path, upstream: FakeOpenAI, *args: str, env: dict[str, str] | None = None
+) -> ServerProcess:
+    folder = tmp_path / "configs" / "guarded"
+    folder.mkdir(parents=True)
+    (folder / "config.yml").write_text(CONFIG.format(base_url=upstream.base_url, key=KEY))
+    (folder / "actions.py").write_text(ACTIONS)
+    return ServerProcess(tmp_path / "configs", *args, env=env)
+
+
+@pytest.fixture
+async def client() -> AsyncIterator[httpx.AsyncClient]:
+    async with httpx.AsyncClient(timeout=30) as http:
+        yield http
+
+
+async def exchange(
+    client: httpx.AsyncClient, server: ServerProcess, upstream: FakeOpenAI
+) -> list[int]:
+    """A clean streamed reply, a blocked streamed one, a blocked whole one, a bad request."""
+    statuses = []
+    for tokens, stream in ((CLEAN, True), (BLOCKED, True), (BLOCKED, False)):
+        upstream.script(Script(tokens=tokens))
+        body = {"messages": [{"role": "user", "content": f"tell me {SECRET_TEXT}"}]}
+        reply = await client.post(
+            f"{server.url}/v1/chat/completions", json={**body, "stream": stream}
+        )
+        statuses.append(reply.status_code)
+    bad = await client.post(f"{server.url}/v1/chat/completions", json={"messages": []})
+    statuses.append(bad.status_code)
+    return statuses
+
+
+def access_lines(log: str) -> list[str]:
+    return [line for line in log.splitlines() if "railstream.access" in line]
+
+
+async def test_the_log_has_one_line_per_request_with_its_outcome_and_no_key_nor_text(
+    tmp_path: Path, upstream: FakeOpenAI, client: httpx.AsyncClient
+) -> None:
+    server = start(tmp_path, upstream)
+    try:
+        assert await exchange(client, server, upstream) == [200, 200, 200, 400]
+    finally:
+        assert server.stop() == 0
+    log = server.log()
+    lines = access_lines(log)
+    assert len(lines) == 4, log
+    fields = [dict(re.findall(r'(\w+)=("[^"]*"|\S+)', line)) for line in lines]
+    assert [(f["stream"], f["status"], f["outcome"]) for f in fields] == [
+        ("true", "200", "completed"),
+        ("true", "200", "blocked"),
+        ("false", "200", "blocked"),
+        ("false", "400", "rejected"),
+    ]
+    assert fields[1]["rail"] == fields[2]["rail"] == '"check no secrets"'
+    assert (fields[0]["tokens"], fields[1]["tokens"], fields[2]["tokens"]) == ("5", "6", "6")
+    assert all(f["config"] == "guarded" for f in fields[:3])
+    assert KEY not in log
+    assert SECRET_TEXT not in log
+    assert "launch code is 0000" not in log
+
+
+async def test_json_log_lines_carry_the_same_fields(
+    tmp_path: Path, upstream: FakeOpenAI, client: httpx.AsyncClient
+) -> None:
+    server = start(tmp_path, upstream, "--log-format", "json")
+    try:
+        await exchange(client, server, upstream)
+    finally:
+        server.stop()
+    records = [json.loads(line) for line in server.log().splitlines() if line.startswith("{")]
+    access = [r for r in records if r["logger"] == "railstream.access"]
+    assert [(r["outcome"], r.get("rail")) for r in access] == [
+        ("completed", None),
+        ("blocked", "check no secrets"),
+        ("blocked", "check no secrets"),
+        ("rejected", None),
+    ]
+    assert all(r["level"] == "INFO" and "duration_ms" in r for r in access)
+    assert KEY not in server.log()
+
+
+def samples(text: str) -> dict[str, float]:
+    """Prometheus' text format: ``name{labels}`` -> value."""
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, _, value = line.rpartition(" ")
+            found[name] = float(value)
+    return found
+
+
+async def test_metrics_count_the_block_under_its_rail_and_each_outcome(
+    tmp_path: Path, upstream: FakeOpenAI, client: httpx.AsyncClient
+) -> None:
+    server = start(tmp_path, upstream)
+    try:
+        await exchange(client, server, upstream)
+        reply = await client.get(f"{server.url}/metrics")
+    finally:
+        server.stop()
+    assert reply.status_code == 200
+    assert reply.headers["content-type"].startswith("text/plain")
+    got: dict[str, Any] = samples(reply.text)
+    assert (
+        got['railstream_rail_blocks_total{config="guarded",rail="check no secrets",side="output"}']
+        == 2
+    )
+    requests = {k: v for k, v in got.items() if k.startswith("railstream_requests_total")}
+    assert requests == {
+        'railstream_requests_total{config="guarded",outcome="completed",stream="true"}': 1,
+        'railstream_requests_total{config="guarded",outcome="blocked",stream="true"}': 1,
+        'railstream_requests_total{config="guarded",outcome="blocked",stream="false"}': 1,
+        'railstream_requests_total{config="",outcome="rejected",stream="false"}': 1,
+    }
+    assert got['railstream_tokens_generated_total{config="guarded"}'] >= 5
+    assert got['railstream_time_to_first_chunk_seconds_count{config="guarded"}'] == 2
+    assert got["railstream_streams_in_flight"] == 0
+    rail_runs = got[
+        'railstream_rail_duration_seconds_count{config="guarded",rail="check no secrets",side="output"}'
+    ]
+    assert rail_runs >= 4
+    assert KEY not in reply.text
+
+
+async def test_metrics_are_behind_the_servers_token(
+    tmp_path: Path, upstream: FakeOpenAI, client: httpx.AsyncClient
+) -> None:
+    server = start(tmp_path, upstream, "--auth-token-env", "RS_TOKEN", env={"RS_TOKEN": "t0ken"})
+    try:
+        anonymous = await client.get(f"{server.url}/metrics")
+        scraper = await client.get(
+            f"{server.url}/metrics", headers={"Authorization": "Bearer t0ken"}
+        )
+    finally:
+        server.stop()
+    assert anonymous.status_code == 401
+    assert scraper.status_code == 200
+    assert "railstream_requests_total" in scraper.text
