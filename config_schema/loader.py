@@ -129,7 +129,10 @@ _IGNORED: dict[tuple[str, ...], str] = {
     (
         "embedding_search_provider",
     ): "it serves NeMo's dialog and retrieval rails, which railstream does not have",
-    ("tracing",): "railstream does not export NeMo's traces",
+    ("tracing",): (
+        "railstream's OpenTelemetry spans go to the application's tracer provider; NeMo's "
+        "tracing adapters are not read"
+    ),
     ("rails", "dialog"): (
         "it tunes NeMo's dialog rails, which Colang defines (refused here): railstream has "
         "none for it to tune"

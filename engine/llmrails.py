@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import logging
 from collections.abc import AsyncIterator, Callable, Mapping, Sequence
 from typing import Any, Literal
@@ -47,6 +48,7 @@ from .messages import Released, StreamEnded, StreamFailed
 from .pipeline import BLOCKED_REPLY, Pipeline, PipelinePlan
 from .stream import RailsStream
 from .streaming import StreamingHandler
+from .tracing import Tracer, tracing_available
 
 __all__ = ["BLOCKED_REPLY", "INTERNAL_ERROR_REPLY", "LLMRails"]
 
@@ -105,9 +107,18 @@ class LLMRails:
     """
 
     def __init__(
-        self, config: RailsConfig, llm: ChatProvider | None = None, verbose: bool = False
+        self,
+        config: RailsConfig,
+        llm: ChatProvider | None = None,
+        verbose: bool = False,
+        *,
+        tracer_provider: Any = None,
     ) -> None:
         """``llm``: a model of your own to use as ``main`` (see ``stages.generation.ChatProvider``).
+
+        ``tracer_provider``: where the OpenTelemetry spans of each call go (the global
+        provider if None; with no provider configured, or without opentelemetry-api, none are
+        made; see ``engine.tracing``).
 
         ``verbose``: as NeMo's, each call's LLM calls and rail runs are logged as it ends
         (logger ``railstream.calls``, DEBUG, to stderr unless the application set up the
@@ -119,6 +130,7 @@ class LLMRails:
             _log_to_stderr()
         self._last_ledger: UsageLedger | None = None
         self._observers: list[Callable[[UsageLedger], None]] = []
+        self._tracer = Tracer(tracer_provider) if tracing_available() else None
         self._actions: dict[str, Action] = {}
         main = config.model("main")
         settings = (
@@ -325,12 +337,21 @@ class LLMRails:
         self._observers.append(observer)
 
     def _pipeline(self, plan: PipelinePlan) -> Pipeline:
-        pipeline = Pipeline(attrs.evolve(plan, on_finished=self._finished))
+        # The caller's trace context, now: the stream's span will be a child of its span.
+        parent = self._tracer.current_context() if self._tracer is not None else None
+        pipeline = Pipeline(
+            attrs.evolve(plan, on_finished=functools.partial(self._finished, parent))
+        )
         self._last_ledger = pipeline.ledger
         return pipeline
 
-    def _finished(self, ledger: UsageLedger) -> None:
+    def _finished(self, parent: Any, ledger: UsageLedger) -> None:
         _log_finished(ledger)
+        if self._tracer is not None:
+            try:
+                self._tracer.record(ledger, parent, {"railstream.config": self.config.source})
+            except Exception:
+                _LOG.exception("recording a call's trace failed")
         for observer in self._observers:
             try:
                 observer(ledger)

@@ -18,8 +18,8 @@ MUTATIONS.append(
     Mutation(
         name="the seed's StreamingHandler example yields nothing under asyncio",
         path="engine/streaming.py",
-        old="        await self._send.send(chunk)\n",
-        new="        pass\n",
+        old="            await self._send.send(text)\n",
+        new="            pass\n",
         tests=("tests/test_asyncio.py::test_every_seed_example_runs_as_printed_under_asyncio",),
         expect="the StreamingHandler's consumer printed",
     )

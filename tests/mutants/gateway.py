@@ -40,7 +40,7 @@ MUTATIONS = [
     Mutation(
         name="gateway: a blocked whole reply does not name its rail",
         path="engine/server/app.py",
-        old='            reply["guardrails"] = guardrails\n',
+        old="            guardrails.update(redactor.error(error.to_dict()))\n",
         new="            pass\n",
         tests=(S + "test_a_blocked_whole_reply_is_a_content_filter_completion_naming_the_rail",),
     ),

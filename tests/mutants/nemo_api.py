@@ -68,8 +68,8 @@ MUTATIONS = [
     Mutation(
         name="nemo api: the finished call is not logged",
         path="engine/llmrails.py",
-        old="        pipeline = Pipeline(attrs.evolve(plan, on_finished=_log_finished))\n",
-        new="        pipeline = Pipeline(plan)\n",
+        old="        _log_finished(ledger)\n",
+        new="        pass\n",
         tests=(T + "test_verbose_logs_each_llm_call_and_rail_run_to_stderr",),
     ),
     Mutation(
