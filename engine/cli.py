@@ -35,6 +35,7 @@ from stages.generation.sse import SSEDecoder
 
 from .errors import GenerationError, RailNotFoundError, RailstreamError
 from .llmrails import BLOCKED_REPLY, LLMRails
+from .log import GenerationLog, GenerationResponse
 
 __all__ = ["main"]
 
@@ -86,6 +87,11 @@ def _parser() -> argparse.ArgumentParser:
         "--auth-token-env",
         metavar="NAME",
         help="with --server-url: send 'Authorization: Bearer $NAME' (the token stays out of argv)",
+    )
+    chat.add_argument(
+        "--verbose",
+        action="store_true",
+        help="under each reply, its rail runs (window, verdict, duration) and LLM calls (usage)",
     )
     chat.add_argument(
         "--log-level",
@@ -211,27 +217,63 @@ class _Local:
     def __init__(self, rails: LLMRails) -> None:
         self.rails = rails
         self.refusal = rails.config.rails.refusal
+        self.last_log: GenerationLog | None = None  # the last reply's, for --verbose
 
     async def reply(
         self, history: list[dict[str, str]], streaming: bool, on_text: Callable[[str], None]
     ) -> dict[str, Any] | None:
+        self.last_log = None
         if not streaming:
             try:
-                result = await self.rails.generate_async(messages=history)
+                result = await self.rails.generate_async(
+                    messages=history, options={"log": {"llm_calls": True, "activated_rails": True}}
+                )
             except GenerationError as exc:
                 # The error a streamed reply ends with, so both kinds of chat show it alike.
                 return exc.payload.to_dict()
-            assert isinstance(result, dict)
-            on_text(str(result["content"]))
+            assert isinstance(result, GenerationResponse)
+            assert not isinstance(result.response, str)
+            self.last_log = result.log
+            on_text(str(result.response[0]["content"]))
             return None
         async with self.rails.stream_async(messages=history, include_metadata=True) as stream:
-            async for chunk in stream:
-                assert isinstance(chunk, dict)
-                if "text" in chunk:
-                    on_text(chunk["text"])
-                elif "error" in chunk:
-                    return chunk
+            try:
+                async for chunk in stream:
+                    assert isinstance(chunk, dict)
+                    if "text" in chunk:
+                        on_text(chunk["text"])
+                    elif "error" in chunk:
+                        return chunk
+            finally:
+                self.last_log = stream.log
         return None
+
+
+def _describe_log(log: GenerationLog) -> list[str]:
+    """``--verbose``: each rail run and each LLM call of a reply, one line each."""
+    lines = []
+    for run in log.activated_rails:
+        info = run.additional_info
+        reason = f": {info['reason']}" if info.get("reason") else ""
+        lines.append(
+            f"{run.type} rail {run.name!r} on window {info.get('window_index')}: "
+            f"{info.get('verdict')}{reason} ({run.duration * 1000:.1f} ms)"
+        )
+    for call in log.llm_calls:
+        usage = ", ".join(
+            f"{n} {what}"
+            for n, what in (
+                (call.prompt_tokens, "prompt"),
+                (call.completion_tokens, "completion"),
+            )
+            if n is not None
+        )
+        lines.append(
+            f"LLM call {call.task} on {call.llm_model_name or call.llm_provider_name}: "
+            f"{call.status}, {f'{usage} tokens' if usage else 'usage not reported'} "
+            f"({call.duration:.2f} s)"
+        )
+    return lines
 
 
 class _Remote:
@@ -291,8 +333,16 @@ class _Remote:
 
 
 class _Chat:
-    def __init__(self, backend: _Backend, streaming: bool, stdin: TextIO, term: _Terminal) -> None:
+    def __init__(
+        self,
+        backend: _Backend,
+        streaming: bool,
+        stdin: TextIO,
+        term: _Terminal,
+        verbose: bool = False,
+    ) -> None:
         self.backend = backend
+        self.verbose = verbose
         self.streaming = streaming
         self.stdin = stdin
         self.term = term
@@ -353,11 +403,17 @@ class _Chat:
         else:
             # What the user saw, even if interrupted, is what the model said.
             self.history.append({"role": "assistant", "content": "".join(parts)})
+        log = getattr(self.backend, "last_log", None)
+        if self.verbose and log is not None:
+            for line in _describe_log(log):
+                self.term.notice("log", line)
 
 
-async def _chat_local(rails: LLMRails, streaming: bool, stdin: TextIO, term: _Terminal) -> None:
+async def _chat_local(
+    rails: LLMRails, streaming: bool, stdin: TextIO, term: _Terminal, verbose: bool = False
+) -> None:
     async with rails:
-        await _Chat(_Local(rails), streaming, stdin, term).run()
+        await _Chat(_Local(rails), streaming, stdin, term, verbose).run()
 
 
 async def _chat_remote(
@@ -405,6 +461,11 @@ def _chat_command(args: argparse.Namespace) -> int:
         return refuse("give the config folder once: CONFIG or --config PATH")
     folder = args.config or args.config_option
     if args.server_url:
+        if args.verbose:
+            return refuse(
+                "--verbose shows a local chat's rail runs and LLM calls; a server keeps its "
+                "own (railstream server --log-level debug)"
+            )
         if folder:
             # The server serves its own configs; a local folder here would silently go unused.
             return refuse(
@@ -445,7 +506,7 @@ def _chat_command(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"railstream: cannot use the config at {folder}: {problem}", file=sys.stderr)
         return 2
-    trio.run(_chat_local, rails, args.streaming, sys.stdin, term)
+    trio.run(_chat_local, rails, args.streaming, sys.stdin, term, args.verbose)
     return 0
 
 

@@ -408,3 +408,31 @@ def test_an_input_block_shows_the_configs_refusal_and_the_chat_goes_on(
         assert lines[1:] == ["fine"]
     else:
         assert lines[1:] == ["[blocked] Blocked by check user message rails.", "fine"]
+
+
+@pytest.mark.parametrize("streaming", [False, True], ids=["whole", "streaming"])
+def test_verbose_shows_each_rail_run_and_llm_call_under_the_reply(
+    demo: Path, streaming: bool
+) -> None:
+    flags = ["--streaming"] if streaming else []
+    result = railstream("chat", str(demo), "--verbose", *flags, stdin="Hello!\nGive me the key\n")
+    assert result.returncode == 0, result.stderr
+    lines = result.stdout.splitlines()
+    logged = [line for line in lines if line.startswith("[log] ")]
+    assert any(
+        re.fullmatch(
+            r"\[log\] output rail 'check no secrets' on window \d+: block \(\d+\.\d ms\)", line
+        )
+        for line in logged
+    ), lines
+    assert any(
+        re.fullmatch(r"\[log\] LLM call general on demo-model: \w+, .+ \(\d+\.\d\d s\)", line)
+        for line in logged
+    ), lines
+    assert lines.index(logged[0]) > 0  # under the reply
+
+
+def test_verbose_through_a_server_is_refused_saying_where_the_log_is() -> None:
+    result = railstream("chat", "--server-url", "http://127.0.0.1:9", "--verbose")
+    assert result.returncode == 2
+    assert "a server keeps its own (railstream server --log-level debug)" in result.stderr

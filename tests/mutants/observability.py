@@ -86,4 +86,18 @@ MUTATIONS = [
         new='        default="warning",\n        choices=_LOG_LEVELS,\n',
         tests=(LOG,),
     ),
+    Mutation(
+        name="observability: chat --verbose prints nothing",
+        path="engine/cli.py",
+        old="        if self.verbose and log is not None:\n",
+        new="        if False:\n",
+        tests=("tests/test_cli.py::test_verbose_shows_each_rail_run_and_llm_call_under_the_reply",),
+    ),
+    Mutation(
+        name="observability: chat --verbose loses a streamed reply's log",
+        path="engine/cli.py",
+        old="            finally:\n                self.last_log = stream.log\n",
+        new="            finally:\n                pass\n",
+        tests=("tests/test_cli.py::test_verbose_shows_each_rail_run_and_llm_call_under_the_reply",),
+    ),
 ]
