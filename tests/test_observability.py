@@ -188,3 +188,33 @@ async def test_metrics_are_behind_the_servers_token(
     assert anonymous.status_code == 401
     assert scraper.status_code == 200
     assert "railstream_requests_total" in scraper.text
+
+
+async def test_metrics_show_where_a_stream_waits_when_its_client_stops_reading(
+    tmp_path: Path, upstream: FakeOpenAI, client: httpx.AsyncClient
+) -> None:
+    """Backpressure made visible: a client that stops reading a long reply fills the
+    stream's channels, and the scrape shows the token channel full (4 of 4)."""
+    upstream.script(Script(tokens=["ok "] * 200_000))
+    server = start(tmp_path, upstream)
+    try:
+        body = {"messages": [{"role": "user", "content": "go"}], "stream": True}
+        async with client.stream("POST", f"{server.url}/v1/chat/completions", json=body) as reply:
+            pieces = reply.aiter_bytes()  # held: a dropped iterator would close the response
+            await pieces.__anext__()  # the reply began; now read no more
+            channels: dict[str, float] = {}
+            for _ in range(100):  # until the socket buffers are full (a hang guard, not timing)
+                scraped = samples((await client.get(f"{server.url}/metrics")).text)
+                channels = {k: v for k, v in scraped.items() if k.startswith("railstream_channel_")}
+                if channels.get('railstream_channel_items{channel="tokens"}') == 4:
+                    break
+                await trio.sleep(0.1)
+    finally:
+        server.stop()
+    assert channels['railstream_channel_items{channel="tokens"}'] == 4, (
+        sorted(channels.items()),
+        upstream.served[-1].tokens_written,
+    )
+    assert channels['railstream_channel_capacity{channel="tokens"}'] == 4
+    assert channels['railstream_channel_capacity{channel="output"}'] == 1
+    assert scraped["railstream_streams_in_flight"] == 1

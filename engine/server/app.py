@@ -490,6 +490,8 @@ def create_app(
     shutdown = shutdown or Shutdown()
     redactor = registry.redactor
     if metrics is not None:
+        # The streams being written now: their channels, at each scrape.
+        metrics.watch_channels(lambda: [reply._stream for reply in list(shutdown._replies)])
         for config_id in registry.ids:
             registry.rails(config_id).add_observer(
                 functools.partial(metrics.record_ledger, config_id)

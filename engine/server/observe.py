@@ -17,6 +17,7 @@ from __future__ import annotations
 import json
 import logging
 import time
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
@@ -26,6 +27,9 @@ from stages.usage import UsageLedger
 __all__ = ["JsonFormatter", "Metrics", "RequestRecord", "metrics_available"]
 
 access_logger = logging.getLogger("railstream.access")
+
+# The pipeline's channels (engine.pipeline.CHANNEL_CAPACITY), as PipelineStatistics names them.
+CHANNELS = ("tokens", "windows", "output", "usage")
 
 # Outcomes of a request: a fixed set, so a label never grows without bound.
 OUTCOMES = (
@@ -186,6 +190,40 @@ class Metrics:
             ["config", "kind"],
             registry=r,
         )
+
+    def watch_channels(self, streams: Callable[[], Iterable[Any]]) -> None:
+        """Scrape-time gauges of the pipeline channels of the streams ``streams()`` gives
+        (each with ``.statistics()``): how many items wait in each channel, over all streams,
+        and how many could. A channel near full is where streams wait (backpressure)."""
+        from prometheus_client.core import GaugeMetricFamily
+        from prometheus_client.registry import Collector
+
+        class Channels(Collector):
+            def collect(self) -> Iterator[GaugeMetricFamily]:
+                used = GaugeMetricFamily(
+                    "railstream_channel_items",
+                    "Items waiting in the streams' pipeline channels, by channel.",
+                    labels=["channel"],
+                )
+                room = GaugeMetricFamily(
+                    "railstream_channel_capacity",
+                    "Room in the streams' pipeline channels, by channel (capacity x streams).",
+                    labels=["channel"],
+                )
+                totals = {name: [0, 0] for name in CHANNELS}
+                for stream in streams():
+                    statistics = stream.statistics()
+                    for name in CHANNELS:
+                        channel = getattr(statistics, name)
+                        totals[name][0] += channel.current_buffer_used
+                        totals[name][1] += channel.max_buffer_size
+                for name, (items, capacity) in totals.items():
+                    used.add_metric([name], items)
+                    room.add_metric([name], capacity)
+                yield used
+                yield room
+
+        self.registry.register(Channels())
 
     def record_request(self, request: RequestRecord) -> None:
         config = request.config_id or ""

@@ -100,4 +100,18 @@ MUTATIONS = [
         new="            finally:\n                pass\n",
         tests=("tests/test_cli.py::test_verbose_shows_each_rail_run_and_llm_call_under_the_reply",),
     ),
+    Mutation(
+        name="observability: the channel gauges count nothing",
+        path="engine/server/observe.py",
+        old="                        totals[name][0] += channel.current_buffer_used\n",
+        new="                        totals[name][0] += 0\n",
+        tests=(T + "test_metrics_show_where_a_stream_waits_when_its_client_stops_reading",),
+    ),
+    Mutation(
+        name="observability: the channel gauges see no stream",
+        path="engine/server/app.py",
+        old="        metrics.watch_channels(lambda: [reply._stream for reply in list(shutdown._replies)])\n",
+        new="        metrics.watch_channels(lambda: [])\n",
+        tests=(T + "test_metrics_show_where_a_stream_waits_when_its_client_stops_reading",),
+    ),
 ]
