@@ -168,9 +168,13 @@ def failure_kind(problem: str) -> str:
 
 
 def _cpu_seconds(pid: int) -> float:
-    """User + system CPU of a process so far (Linux /proc)."""
+    """User + system CPU of a process and its live children so far (Linux /proc): a server
+    with --workers is its workers."""
     fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    own = (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    children = Path(f"/proc/{pid}/task/{pid}/children")
+    kids = [int(c) for c in children.read_text().split()] if children.exists() else []
+    return own + sum(_cpu_seconds(kid) for kid in kids)
 
 
 def pct(values: list[float], q: float) -> float:
@@ -353,6 +357,9 @@ def main() -> None:
         metavar="SECONDS",
         help="passed to the server (its default otherwise: 5)",
     )
+    parser.add_argument(
+        "--workers", type=int, default=1, help="the server's worker processes (--workers; 1)"
+    )
     parser.add_argument("--keep-log", action="store_true", help="print the server log's tail")
     args = parser.parse_args()
     open_files = raise_open_files_limit()
@@ -389,6 +396,8 @@ def main() -> None:
         server_args = ["--max-concurrent", str(max(512, args.clients * 2))]
         if args.keep_alive_timeout is not None:
             server_args += ["--keep-alive-timeout", str(args.keep_alive_timeout)]
+        if args.workers != 1:
+            server_args += ["--workers", str(args.workers)]
         server = ServerProcess(folder, *server_args)
         client_cpu = time.process_time()
         start = time.perf_counter()

@@ -52,7 +52,7 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     handler.setFormatter(
         JsonFormatter()
         if log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s")
+        else logging.Formatter("%(asctime)s %(levelname)s [%(process)d] %(name)s: %(message)s")
     )
     logger = logging.getLogger("railstream")
     logger.handlers[:] = [handler]
@@ -102,6 +102,16 @@ def _parser() -> argparse.ArgumentParser:
     server = commands.add_parser(
         "server", help="serve configs over an OpenAI-compatible HTTP API", allow_abbrev=False
     )
+    server.add_argument(
+        "--workers",
+        type=int,
+        default=1,
+        metavar="N",
+        help="worker processes sharing the port, each with every config (default 1); the "
+        "server keeps no state between requests, so any of them may answer any request",
+    )
+    # A worker's: listen with SO_REUSEPORT, beside the others on the port (not for users).
+    server.add_argument("--reuse-port", action="store_true", help=argparse.SUPPRESS)
     server.add_argument(
         "--log-level",
         default="info",
@@ -510,7 +520,7 @@ def _chat_command(args: argparse.Namespace) -> int:
     return 0
 
 
-def _server_command(args: argparse.Namespace) -> int:
+def _server_command(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from .server import ConfigRegistry, ServerLimits, ServerSetupError, serve
     from .server.run import CannotListenError, announce, first_leaf
 
@@ -528,11 +538,19 @@ def _server_command(args: argparse.Namespace) -> int:
     if not args.shutdown_grace_s >= 0:  # NaN too
         print("railstream server: --shutdown-grace-s must be 0 or more", file=sys.stderr)
         return 2
+    if args.workers < 1:
+        print("railstream server: --workers must be 1 or more", file=sys.stderr)
+        return 2
     try:
         registry = ConfigRegistry.load(args.config, args.default_config_id)
     except ServerSetupError as exc:
         print(f"railstream server: cannot start:\n{exc}", file=sys.stderr)
         return 2
+    if args.workers > 1:
+        from .server.workers import serve_workers
+
+        # The configs loaded here too: a bad one stops the start at once, before any worker.
+        return serve_workers(args, registry, argv or sys.argv[1:])
     limits = ServerLimits(
         max_body_bytes=args.max_body_bytes,
         max_concurrent=args.max_concurrent,
@@ -548,10 +566,15 @@ def _server_command(args: argparse.Namespace) -> int:
         async with trio.open_nursery() as nursery:
             binds = await nursery.start(
                 lambda task_status: serve(
-                    registry, host=args.host, port=args.port, limits=limits, task_status=task_status
+                    registry,
+                    host=args.host,
+                    port=args.port,
+                    limits=limits,
+                    reuse_port=args.reuse_port,
+                    task_status=task_status,
                 )
             )
-            announce(binds, registry)
+            announce(binds, registry)  # a worker's goes to the process that started it
 
     cannot_listen: CannotListenError | None = None
     try:
@@ -572,7 +595,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     try:
         if args.command == "server":
-            return _server_command(args)
+            return _server_command(args, argv)
         return _chat_command(args)
     except KeyboardInterrupt:
         return 130

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import signal
+import socket
 import sys
 from typing import Any, TypeVar, cast
 
@@ -86,6 +87,7 @@ async def serve(
     host: str = "127.0.0.1",
     port: int = 8000,
     limits: ServerLimits | None = None,
+    reuse_port: bool = False,
     task_status: trio.TaskStatus[list[str]] = trio.TASK_STATUS_IGNORED,
 ) -> None:
     """Serve until SIGINT/SIGTERM (or cancellation); the bound URLs are reported as started.
@@ -96,7 +98,14 @@ async def serve(
     Raises :class:`CannotListenError` (an ``OSError``, alone) when it cannot listen.
     """
     config = hypercorn.config.Config()
-    config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
+    if reuse_port:
+        # A worker of ``--workers``: its own socket on the shared port; the kernel spreads new
+        # connections over the workers' sockets (a shared socket would go to whichever worker
+        # is awake first, often all of them to one). hypercorn takes the descriptor over.
+        listener = _reuse_port_socket(host, port, limits.backlog if limits else 2048)
+        config.bind = [f"fd://{listener.detach()}"]
+    else:
+        config.bind = [f"[{host}]:{port}" if ":" in host else f"{host}:{port}"]
     config.accesslog = None  # request lines only would be logged; keys never are, either way
     limits = limits or ServerLimits()
     config.graceful_timeout = limits.shutdown_grace_s + _HARD_STOP_AFTER_GRACE_S
@@ -175,6 +184,20 @@ def first_leaf(group: BaseExceptionGroup[_E]) -> _E:
     while isinstance(error, BaseExceptionGroup):
         error = error.exceptions[0]
     return error
+
+
+def _reuse_port_socket(host: str, port: int, backlog: int) -> socket.socket:
+    sock = socket.socket(socket.AF_INET6 if ":" in host else socket.AF_INET, socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)
+    sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
+    try:
+        sock.bind((host, port))
+    except OSError as exc:
+        sock.close()
+        raise CannotListenError(exc.errno, exc.strerror) from exc
+    sock.listen(backlog)
+    return sock
 
 
 def announce(binds: list[str], registry: ConfigRegistry) -> None:
