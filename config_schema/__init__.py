@@ -19,6 +19,7 @@ from .models import RailSettings as RailSettings
 from .models import RailsSection as RailsSection
 from .models import ReasoningConfig as ReasoningConfig
 from .models import RequestParametersConfig as RequestParametersConfig
+from .models import TracingConfig as TracingConfig
 from .secrets import Parameters as Parameters
 from .secrets import redacted as redacted
 
@@ -42,6 +43,7 @@ __all__ = [
     "RailsSection",
     "ReasoningConfig",
     "RequestParametersConfig",
+    "TracingConfig",
     "action",
     "redacted",
 ]

@@ -129,10 +129,14 @@ _IGNORED: dict[tuple[str, ...], str] = {
     (
         "embedding_search_provider",
     ): "it serves NeMo's dialog and retrieval rails, which railstream does not have",
-    ("tracing",): (
-        "railstream's OpenTelemetry spans go to the application's tracer provider; NeMo's "
-        "tracing adapters are not read"
-    ),
+    **{
+        ("tracing", key): (
+            "railstream's OpenTelemetry spans go to the application's tracer provider "
+            "(tracing.enabled turns them on or off); NeMo's adapters and span options are "
+            "not read"
+        )
+        for key in ("adapters", "span_format", "enable_content_capture")
+    },
     ("rails", "dialog"): (
         "it tunes NeMo's dialog rails, which Colang defines (refused here): railstream has "
         "none for it to tune"

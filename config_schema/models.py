@@ -30,6 +30,7 @@ __all__ = [
     "RailsSection",
     "ReasoningConfig",
     "RequestParametersConfig",
+    "TracingConfig",
 ]
 
 
@@ -217,6 +218,15 @@ class PromptConfig:
 
 
 @attrs.frozen(kw_only=True)
+class TracingConfig:
+    """NeMo's ``tracing``: ``enabled`` (NeMo's default: false) turns this config's
+    OpenTelemetry spans on or off. Without a ``tracing`` key, spans are made whenever the
+    application configured a tracer provider."""
+
+    enabled: bool = False
+
+
+@attrs.frozen(kw_only=True)
 class RailsConfig:
     """A whole guardrails configuration.
 
@@ -232,6 +242,7 @@ class RailsConfig:
     prompts: tuple[PromptConfig, ...] = ()
     instructions: tuple[InstructionConfig, ...] = ()
     request_parameters: RequestParametersConfig = attrs.field(factory=RequestParametersConfig)
+    tracing: TracingConfig | None = None
     # Not from YAML: actions found in the folder's actions.py, and where the config came from.
     actions: Mapping[str, Callable[..., Any]] = attrs.field(
         factory=dict, converter=_freeze_mapping, eq=False, repr=False

@@ -130,7 +130,9 @@ class LLMRails:
             _log_to_stderr()
         self._last_ledger: UsageLedger | None = None
         self._observers: list[Callable[[UsageLedger], None]] = []
-        self._tracer = Tracer(tracer_provider) if tracing_available() else None
+        # NeMo's tracing.enabled: false turns this config's spans off.
+        traced = config.tracing is None or config.tracing.enabled
+        self._tracer = Tracer(tracer_provider) if traced and tracing_available() else None
         self._actions: dict[str, Action] = {}
         main = config.model("main")
         settings = (

@@ -143,3 +143,52 @@ async def test_no_spans_are_made_without_a_tracer_provider(
         chunks = [c async for c in rails.stream_async(messages=[{"role": "user", "content": "hi"}])]
     await rails.aclose()
     assert chunks == ["fine "]
+
+
+@pytest.mark.parametrize(
+    ("tracing", "spans_made"),
+    [
+        (None, True),
+        ({"enabled": True, "adapters": [{"name": "OpenTelemetry"}]}, True),
+        ({"enabled": False}, False),
+        ({}, False),
+    ],
+    ids=["no-key", "enabled", "disabled", "nemo-default-off"],
+)
+async def test_nemos_tracing_enabled_turns_a_configs_spans_on_or_off(
+    autojump_clock: trio.testing.MockClock,
+    server: FakeOpenAI,
+    spans: tuple[TracerProvider, InMemorySpanExporter],
+    tracing: dict[str, Any] | None,
+    spans_made: bool,
+) -> None:
+    """NeMo's ``tracing.enabled`` (false by default, as in NeMo) decides for its config;
+    without the key, spans are made whenever there is a provider. Adapters are NeMo's: not
+    read, with a warning."""
+    import warnings
+
+    provider, exporter = spans
+    yaml = {
+        "models": [
+            {
+                "type": "main",
+                "engine": "openai",
+                "model": "main-model",
+                "parameters": {"base_url": server.base_url, "api_key": "sk-test"},
+            }
+        ],
+        **({"tracing": tracing} if tracing is not None else {}),
+    }
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        loaded = RailsConfig.from_content(yaml_content=json.dumps(yaml))
+    assert [("adapters" in str(w.message)) for w in caught] == (
+        [True] if tracing and "adapters" in tracing else []
+    )
+    rails = LLMRails(loaded, tracer_provider=provider)
+    server.script(Script(tokens=["fine "]))
+    with trio.fail_after(HANG_GUARD_S):
+        assert [c async for c in rails.stream_async(messages=[{"role": "user", "content": "hi"}])]
+    await rails.aclose()
+    made = [s.name for s in exporter.get_finished_spans()]
+    assert ("railstream.stream" in made) is spans_made

@@ -48,4 +48,11 @@ MUTATIONS = [
         new='        self._tracer = trace.get_tracer("railstream")\n',
         tests=(TREE,),
     ),
+    Mutation(
+        name="tracing: NeMo's tracing.enabled false ignored",
+        path="engine/llmrails.py",
+        old="        traced = config.tracing is None or config.tracing.enabled\n",
+        new="        traced = True\n",
+        tests=(T + "test_nemos_tracing_enabled_turns_a_configs_spans_on_or_off",),
+    ),
 ]
