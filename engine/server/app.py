@@ -596,7 +596,6 @@ def create_app(
                 headers={"Retry-After": "1"},
             )
         limits.active += 1
-        handed_over = False
 
         def done() -> None:
             limits.active -= 1
@@ -638,11 +637,11 @@ def create_app(
                 logger.info("config %r: the client left; its generation was cancelled", config_id)
                 record.outcome = "client_left"
                 return _ClientGone()
-            handed_over = isinstance(reply, _SSEReply)
-            record.handed_over = handed_over  # the reply logs the request when it has been sent
+            # The reply frees the slot and logs the request once it has been sent.
+            record.handed_over = isinstance(reply, _SSEReply)
             return reply
         finally:
-            if not handed_over:
+            if not record.handed_over:
                 done()
 
     def _failed_upstream(

@@ -40,44 +40,17 @@ class Action:
     def from_callable(cls, fn: Callable[..., Any], name: str) -> Action:
         if not callable(fn):
             raise TypeError(f"action {name!r} is not callable: {fn!r}")
-        inline = getattr(fn, ACTION_BLOCKING_ATTR, True) is False
-        mapping = output_mapping_of(fn)
         try:
             signature = inspect.signature(fn)
         except (TypeError, ValueError):
-            return cls(
-                name=name,
-                fn=fn,
-                wants=None,
-                is_async=is_async_callable(fn),
-                inline=inline,
-                output_mapping=mapping,
-            )
-        wants: list[str] = []
-        for param in signature.parameters.values():
-            if param.kind is param.VAR_KEYWORD:
-                return cls(
-                    name=name,
-                    fn=fn,
-                    wants=None,
-                    is_async=is_async_callable(fn),
-                    inline=inline,
-                    output_mapping=mapping,
-                )
-            if param.name in ACTION_ARGUMENTS and param.kind is not param.POSITIONAL_ONLY:
-                wants.append(param.name)
-            elif param.default is param.empty and param.kind is not param.VAR_POSITIONAL:
-                raise TypeError(
-                    f"action {name!r} requires parameter {param.name!r}, which railstream does not "
-                    f"provide (it passes, by name: {', '.join(ACTION_ARGUMENTS)})"
-                )
+            signature = None
         return cls(
             name=name,
             fn=fn,
-            wants=tuple(wants),
+            wants=_wanted(signature, name) if signature is not None else None,
             is_async=is_async_callable(fn),
-            inline=inline,
-            output_mapping=mapping,
+            inline=getattr(fn, ACTION_BLOCKING_ATTR, True) is False,
+            output_mapping=output_mapping_of(fn),
         )
 
     async def __call__(self, arguments: Mapping[str, Any], host: UserCode) -> Any:
@@ -99,6 +72,22 @@ class Action:
             awaitable = result
             return await host.run_async(lambda: awaitable)
         return result
+
+
+def _wanted(signature: inspect.Signature, name: str) -> tuple[str, ...] | None:
+    """The arguments an action asks for by name (None: it takes ``**kwargs``, so all)."""
+    wants: list[str] = []
+    for param in signature.parameters.values():
+        if param.kind is param.VAR_KEYWORD:
+            return None
+        if param.name in ACTION_ARGUMENTS and param.kind is not param.POSITIONAL_ONLY:
+            wants.append(param.name)
+        elif param.default is param.empty and param.kind is not param.VAR_POSITIONAL:
+            raise TypeError(
+                f"action {name!r} requires parameter {param.name!r}, which railstream does not "
+                f"provide (it passes, by name: {', '.join(ACTION_ARGUMENTS)})"
+            )
+    return tuple(wants)
 
 
 def interpret_result(
