@@ -24,12 +24,14 @@ from .log import GenerationOptions as GenerationOptions
 from .log import GenerationResponse as GenerationResponse
 from .log import LLMCallInfo as LLMCallInfo
 from .messages import StreamError as StreamError
+from .stream import ChunkLatency as ChunkLatency
 from .stream import RailsStream as RailsStream
 from .stream import StreamState as StreamState
 from .streaming import StreamingHandler as StreamingHandler
 
 __all__ = [
     "ActivatedRail",
+    "ChunkLatency",
     "ConfigError",
     "DownstreamError",
     "ExplainInfo",

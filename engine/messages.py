@@ -9,6 +9,7 @@ so the per-token cost of the channels stays small.
 
 from __future__ import annotations
 
+import bisect
 import json
 import time
 from typing import Any, Literal, TypedDict
@@ -79,14 +80,20 @@ class StreamError:
         )
 
 
+def _position(arrival: tuple[int, float]) -> int:
+    return arrival[0]
+
+
 # generation -> buffering
 
 
 @attrs.frozen
 class TokenBatch:
-    """Tokens (non-empty content deltas) in generation order."""
+    """Tokens (non-empty content deltas) in generation order; ``at``: when the generation stage
+    had them from the model (trio's clock), for the latency of the chunks they end up in."""
 
     tokens: tuple[str, ...]
+    at: float | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
@@ -124,10 +131,20 @@ class Window:
     tokens: tuple[str, ...]
     context_len: int
     start: int
+    # When some of its tokens arrived from the model, (stream position, time) in order: those
+    # a held release begins and ends with (see stages.buffering). Empty when not held.
+    arrivals: tuple[tuple[int, float], ...] = attrs.field(default=(), eq=False, repr=False)
 
     @property
     def end(self) -> int:
         return self.start + len(self.tokens)
+
+    def arrived_at(self, position: int) -> float | None:
+        """When the token at stream ``position`` arrived: exact for a recorded position, else
+        the arrival of the closest one recorded before it (an age never understated)."""
+        arrivals = self.arrivals
+        i = bisect.bisect_right(arrivals, position, key=_position) - 1
+        return arrivals[i][1] if i >= 0 else None
 
     @property
     def text(self) -> str:
@@ -136,9 +153,12 @@ class Window:
 
 @attrs.frozen
 class Passthrough:
-    """Tokens to release at once (``stream_first``, or no rails), ahead of their check."""
+    """Tokens to release at once (``stream_first``, or no rails), ahead of their check;
+    ``oldest_at`` / ``newest_at``: when the first and the last of them arrived."""
 
     tokens: tuple[str, ...]
+    oldest_at: float | None = attrs.field(default=None, eq=False)
+    newest_at: float | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen
@@ -159,9 +179,14 @@ BufferEvent = Passthrough | Window | EndOfTokens
 
 @attrs.frozen
 class Released:
-    """Text that has passed the rails (or is released ahead of them, with stream_first)."""
+    """Text that has passed the rails (or is released ahead of them, with stream_first).
+
+    ``oldest_at`` / ``newest_at``: when its first and its last token arrived from the model
+    (trio's clock); None for text the model did not write (a refusal)."""
 
     text: str
+    oldest_at: float | None = attrs.field(default=None, eq=False)
+    newest_at: float | None = attrs.field(default=None, eq=False)
 
 
 @attrs.frozen

@@ -21,6 +21,7 @@ from collections.abc import Callable
 from types import TracebackType
 from typing import Any, cast
 
+import attrs
 import trio
 
 from .asyncio_bridge import AsyncioBridge, in_asyncio
@@ -29,7 +30,7 @@ from .log import GenerationLog
 from .messages import OutputEvent, Released, StreamEnded, StreamError, StreamFailed
 from .pipeline import Pipeline, PipelineStatistics
 
-__all__ = ["RailsStream", "StreamState"]
+__all__ = ["ChunkLatency", "RailsStream", "StreamState"]
 
 Chunk = str | dict[str, Any]
 
@@ -142,6 +143,15 @@ class _ConsumerWatch(trio.abc.Instrument):
             self._token.run_sync_soon(cancel)
 
 
+@attrs.frozen
+class ChunkLatency:
+    """A text chunk's time inside railstream, in seconds: since its oldest and its newest
+    token arrived from the model (a held window's oldest token waited for the whole window)."""
+
+    oldest_s: float
+    newest_s: float
+
+
 class RailsStream:
     """Guarded chunks of one reply: ``async for chunk in stream``; ``stream.log`` after it ends.
 
@@ -160,6 +170,8 @@ class RailsStream:
         self._error_cause: Exception | None = None
         self._metadata_due = False
         self._held: OutputEvent | None = None  # taken from the channel ahead of its turn
+        # When the last text chunk's first and last tokens arrived from the model (trio's clock).
+        self._chunk_arrivals: tuple[float | None, float | None] = (None, None)
         self._bridge: AsyncioBridge | None = None  # set when iterated from asyncio
         self._asyncio_consumer: asyncio.Task[Any] | None = None
         # ``async with`` under trio: the caller's nursery that the pipeline runs in.
@@ -178,6 +190,17 @@ class RailsStream:
 
     def statistics(self) -> PipelineStatistics:
         return self._pipeline.statistics()
+
+    def last_chunk_latency(self) -> ChunkLatency | None:
+        """How long ago, now, the oldest and the newest token of the text chunk just handed over
+        arrived from the model: the chunk's time inside railstream (held for its windows'
+        checks, or waiting for a slow consumer). None before a text chunk, and for text the
+        model did not write (a refusal). Call it right after the chunk (from trio or asyncio)."""
+        oldest_at, newest_at = self._chunk_arrivals
+        if oldest_at is None or newest_at is None:
+            return None
+        now = trio.current_time()  # from asyncio too: the guest run is this thread's
+        return ChunkLatency(oldest_s=now - oldest_at, newest_s=now - newest_at)
 
     @property
     def tool_calls(self) -> list[dict[str, Any]]:
@@ -268,7 +291,7 @@ class RailsStream:
         if isinstance(event, Released):
             if self._closed_meanwhile():
                 raise StreamStateError(_CLOSED_UNDER_READER)
-            text = self._with_queued_text(event.text)
+            text = self._with_queued_text(event)
             return {"text": text} if self._include_metadata else text
         await self._wait_done()
         if event is None and self._runner.crash is None:
@@ -360,11 +383,13 @@ class RailsStream:
         self._state = StreamState.CLOSED
         self._pipeline.cancel()
 
-    def _with_queued_text(self, text: str) -> str:
-        """``text`` and the released text queued behind it: a consumer that fell behind
-        catches up in one chunk. Any other event waits for the next call."""
+    def _with_queued_text(self, released: Released) -> str:
+        """The text of ``released`` and of the released text queued behind it: a consumer that
+        fell behind catches up in one chunk. Any other event waits for the next call."""
         output = self._pipeline.output
+        text = released.text
         parts = [text]
+        newest_at = released.newest_at
         while True:
             try:
                 queued = output.receive_nowait()
@@ -374,6 +399,8 @@ class RailsStream:
                 self._held = queued
                 break
             parts.append(queued.text)
+            newest_at = queued.newest_at
+        self._chunk_arrivals = (released.oldest_at, newest_at)
         return "".join(parts) if len(parts) > 1 else text
 
     def _error_chunk(self, error: StreamError) -> Chunk:

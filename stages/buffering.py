@@ -7,7 +7,9 @@ window has held yet form one last, shorter window. No window adds no new token.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+import array
+import bisect
+from collections.abc import Sequence
 
 import trio
 
@@ -40,25 +42,62 @@ class WindowBuffer:
         self._context_len = 0  # how many of _pending came from the previous window
         self._start = 0  # stream position of _pending[0]
         self._index = 0
+        # When _pending's tokens arrived, one entry per push (per batch, not per token): the
+        # first token of a push at _positions[i] arrived at _times[i]. Compact arrays: a held
+        # stream keeps one window's worth.
+        self._positions = array.array("q")
+        self._times = array.array("d")
+
+    def _arrival(self, position: int) -> float | None:
+        i = bisect.bisect_right(self._positions, position) - 1
+        return self._times[i] if i >= 0 else None
 
     def _cut(self) -> Window:
+        start, end, keep = self._start, self._start + len(self._pending), self._context
+        arrivals: tuple[tuple[int, float], ...] = ()
+        if self._times:
+            # What the rails stage releases of a window begins at its start and ends before its
+            # context tail (end - keep), or, at the end, runs from the tail to the last token:
+            # the arrivals of those four tokens are the chunks' oldest and newest.
+            wanted = sorted({p for p in (start, end - keep - 1, end - keep, end - 1) if p >= start})
+            arrivals = tuple((p, at) for p in wanted if (at := self._arrival(p)) is not None)
         window = Window(
             index=self._index,
             tokens=tuple(self._pending),
             context_len=self._context_len,
-            start=self._start,
+            start=start,
+            arrivals=arrivals,
         )
         self._index += 1
-        keep = self._context
-        self._start = window.end - keep
+        self._start = end - keep
         self._pending = self._pending[len(self._pending) - keep :] if keep else []
         self._context_len = keep
+        # Forget the arrivals of tokens no later window holds (the push covering the new start
+        # stays: it may have begun before it).
+        drop = bisect.bisect_right(self._positions, self._start) - 1
+        if drop > 0:
+            del self._positions[:drop]
+            del self._times[:drop]
         return window
 
-    def push(self, tokens: Iterable[str]) -> list[Window]:
-        """Add tokens; return the windows they fill (often none)."""
+    def push(
+        self,
+        tokens: Sequence[str],
+        oldest_at: float | None = None,
+        newest_at: float | None = None,
+    ) -> list[Window]:
+        """Add tokens, the first arrived ``oldest_at`` and the last ``newest_at`` (those between
+        are taken as old as the first: an age is never understated); return the windows they
+        fill (often none)."""
         windows: list[Window] = []
         pending = self._pending
+        if oldest_at is not None:
+            first = self._start + len(pending)
+            self._positions.append(first)
+            self._times.append(oldest_at)
+            if newest_at is not None and newest_at != oldest_at and len(tokens) > 1:
+                self._positions.append(first + len(tokens) - 1)
+                self._times.append(newest_at)
         for token in tokens:
             pending.append(token)
             if len(pending) == self._size:
@@ -94,18 +133,20 @@ async def run_buffering(
 
 def _coalesce(
     inbox: trio.MemoryReceiveChannel[GenerationEvent], batch: TokenBatch
-) -> tuple[tuple[str, ...], GenerationEvent]:
-    """The tokens of ``batch`` and of the batches queued behind it, and the first other event
-    found there (or ``batch`` itself if there is none)."""
+) -> tuple[tuple[str, ...], float | None, GenerationEvent]:
+    """The tokens of ``batch`` and of the batches queued behind it, when the last of them
+    arrived, and the first other event found there (or ``batch`` itself if there is none)."""
     tokens = batch.tokens
+    at = batch.at
     while True:
         try:
             queued = inbox.receive_nowait()
         except (trio.WouldBlock, trio.EndOfChannel):
-            return tokens, batch
+            return tokens, at, batch
         if not isinstance(queued, TokenBatch):
-            return tokens, queued
+            return tokens, at, queued
         tokens += queued.tokens
+        at = queued.at
 
 
 async def _cut_windows(
@@ -119,11 +160,17 @@ async def _cut_windows(
         if isinstance(event, TokenBatch):
             # Take every batch already waiting too: under load, fewer and larger messages
             # move on, so the cost per token falls as the rate rises; when idle, nothing waits.
-            tokens, event = _coalesce(inbox, event)
+            oldest_at = event.at
+            tokens, newest_at, event = _coalesce(inbox, event)
             if stream_first or buffer is None:
-                await hand_on(outbox, Passthrough(tokens))
+                await hand_on(outbox, Passthrough(tokens, oldest_at, newest_at))
             if buffer is not None:
-                for window in buffer.push(tokens):
+                # Released ahead of their windows (stream_first), their arrivals are the
+                # passthrough's; held, the windows carry them to the release.
+                held = not stream_first
+                for window in buffer.push(
+                    tokens, oldest_at if held else None, newest_at if held else None
+                ):
                     await hand_on(outbox, window)
             if isinstance(event, TokenBatch):
                 continue

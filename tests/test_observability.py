@@ -5,8 +5,10 @@ OpenAI-compatible server) on 127.0.0.1; real time."""
 
 from __future__ import annotations
 
+import contextlib
 import json
 import re
+import tempfile
 from collections.abc import AsyncIterator
 from pathlib import Path
 from typing import Any
@@ -49,11 +51,15 @@ async def upstream(nursery: trio.Nursery) -> FakeOpenAI:
 
 
 def start(
-    tmp_path: Path, upstream: FakeOpenAI, *args: str, env: dict[str, str] | None = None
+    tmp_path: Path,
+    upstream: FakeOpenAI,
+    *args: str,
+    env: dict[str, str] | None = None,
+    config: str = CONFIG,
 ) -> ServerProcess:
     folder = tmp_path / "configs" / "guarded"
     folder.mkdir(parents=True)
-    (folder / "config.yml").write_text(CONFIG.format(base_url=upstream.base_url, key=KEY))
+    (folder / "config.yml").write_text(config.format(base_url=upstream.base_url, key=KEY))
     (folder / "actions.py").write_text(ACTIONS)
     return ServerProcess(tmp_path / "configs", *args, env=env)
 
@@ -217,4 +223,112 @@ async def test_metrics_show_where_a_stream_waits_when_its_client_stops_reading(
     )
     assert channels['railstream_channel_capacity{channel="tokens"}'] == 4
     assert channels['railstream_channel_capacity{channel="output"}'] == 1
+    assert scraped["railstream_streams_in_flight"] == 1
+
+
+async def test_metrics_have_each_released_chunks_latency_from_its_oldest_and_newest_token(
+    tmp_path: Path, upstream: FakeOpenAI, client: httpx.AsyncClient
+) -> None:
+    """One observation per released chunk, for its oldest and its newest token. The windows
+    (4 tokens, 1 of context) are held for their check (stream_first false) and the tokens come
+    50 ms apart, so a chunk's oldest token has waited for the ones after it: its latencies add
+    up to more."""
+    upstream.script(Script(tokens=CLEAN * 3, delay=0.05))
+    held = CONFIG.replace("context_size: 1}", "context_size: 1, stream_first: false}")
+    assert held != CONFIG
+    server = start(tmp_path, upstream, config=held)
+    try:
+        body = {"messages": [{"role": "user", "content": "go"}], "stream": True}
+        reply = await client.post(f"{server.url}/v1/chat/completions", json=body)
+        assert reply.text.count('"content":') > 3  # the role chunk and several text chunks
+        got = samples((await client.get(f"{server.url}/metrics")).text)
+    finally:
+        server.stop()
+    chunks = got['railstream_chunks_released_total{config="guarded"}']
+    assert chunks >= 3
+    latency = 'railstream_chunk_latency_seconds_{}{{config="guarded",token="{}"}}'
+    assert got[latency.format("count", "oldest")] == chunks
+    assert got[latency.format("count", "newest")] == chunks
+    assert got[latency.format("sum", "oldest")] > got[latency.format("sum", "newest")] > 0
+
+
+def metrics_dirs() -> set[Path]:
+    return set(Path(tempfile.gettempdir()).glob("railstream-metrics-*"))
+
+
+async def test_with_workers_every_scrape_counts_every_workers_requests(
+    tmp_path: Path, upstream: FakeOpenAI
+) -> None:
+    """`--workers 2`: requests on fresh connections are spread over both workers, and so are
+    scrapes; each scrape, whichever worker answers it, counts all of them (prometheus-client's
+    multiprocess mode, in a directory of the server's own that is gone when it stops)."""
+    before = metrics_dirs()
+    upstream.script(Script(tokens=CLEAN))
+    server = start(tmp_path, upstream, "--workers", "2")
+    fresh = httpx.Limits(max_keepalive_connections=0)  # a connection per request
+    try:
+        async with httpx.AsyncClient(timeout=30, limits=fresh) as client:
+            body = {"messages": [{"role": "user", "content": "go"}], "stream": True}
+            for _ in range(20):
+                reply = await client.post(f"{server.url}/v1/chat/completions", json=body)
+                assert reply.text.rstrip().endswith("data: [DONE]")
+            scrapes = [samples((await client.get(f"{server.url}/metrics")).text) for _ in range(8)]
+        during = metrics_dirs() - before
+    finally:
+        assert server.stop() == 0, server.log()
+    answered = set(re.findall(r"\[(\d+)\] railstream\.access: ", server.log()))
+    assert len(answered) == 2, server.log()  # both workers served (else this proves nothing)
+    completed = 'railstream_requests_total{config="guarded",outcome="completed",stream="true"}'
+    assert [scrape[completed] for scrape in scrapes] == [20] * 8
+    assert all(scrape["railstream_streams_in_flight"] == 0 for scrape in scrapes)
+    assert all(scrape['railstream_channel_capacity{channel="tokens"}'] == 0 for scrape in scrapes)
+    assert len(during) == 1
+    assert not any(path.exists() for path in during)
+
+
+async def test_with_workers_a_stalled_stream_shows_in_the_scrapes_of_another_worker(
+    tmp_path: Path, upstream: FakeOpenAI
+) -> None:
+    """The channel gauges add up every worker's streams, each worker sampling its own: a
+    client that stops reading fills its stream's token channel on one worker, and a scraper
+    whose connection is on the other worker (which never answers the stream's worker a scrape)
+    sees it, within the sampling period. Which worker holds a kept-alive connection is told by
+    a request on it: the access log line names its process."""
+    server = start(tmp_path, upstream, "--workers", "2")
+    one = httpx.Limits(max_connections=1)  # each client: one connection, kept alive
+    try:
+        async with contextlib.AsyncExitStack() as stack:
+            on: dict[str, httpx.AsyncClient] = {}  # a client per worker's pid
+            for _ in range(12):
+                client = await stack.enter_async_context(httpx.AsyncClient(timeout=30, limits=one))
+                lines = len(access_lines(server.log()))
+                body = {"messages": [{"role": "user", "content": "hi"}]}
+                await client.post(f"{server.url}/v1/chat/completions", json=body)
+                with trio.fail_after(10):  # another process's log file: polled
+                    while len(access_lines(server.log())) == lines:  # noqa: ASYNC110
+                        await trio.sleep(0.01)
+                pid = re.findall(r"\[(\d+)\] railstream\.access: ", server.log())[-1]
+                on.setdefault(pid, client)
+                if len(on) == 2:
+                    break
+            assert len(on) == 2, "twelve connections, all to one worker"
+            reader, scraper = on.values()
+            upstream.script(Script(tokens=["ok "] * 200_000))
+            body = {"messages": [{"role": "user", "content": "go"}], "stream": True}
+            reply = await stack.enter_async_context(
+                reader.stream("POST", f"{server.url}/v1/chat/completions", json=body)
+            )
+            pieces = reply.aiter_bytes()
+            await pieces.__anext__()  # the reply began; now read no more
+            seen: list[float] = []
+            for _ in range(50):  # 10 s: a hang guard, not timing (the period is 1 s)
+                scraped = samples((await scraper.get(f"{server.url}/metrics")).text)
+                seen.append(scraped['railstream_channel_items{channel="tokens"}'])
+                if seen[-1] == 4:
+                    break
+                await trio.sleep(0.2)
+    finally:
+        server.stop()
+    assert seen[-1] == 4, seen
+    assert scraped['railstream_channel_capacity{channel="tokens"}'] == 4
     assert scraped["railstream_streams_in_flight"] == 1

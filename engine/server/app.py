@@ -307,6 +307,9 @@ class _SSEReply:
 
         ids = self._ids
         record = self._record
+        latency = (
+            self._metrics.chunk_latency_of(self._config_id) if self._metrics is not None else None
+        )
         event(chunk(ids, {"role": "assistant", "content": ""}))
         item: dict[str, Any] | None = self._first
         while item is not None:
@@ -320,6 +323,8 @@ class _SSEReply:
                 if record.first_chunk_s is None:
                     record.first_chunk_s = time.perf_counter() - record.started
                 record.released_chunks += 1
+                if latency is not None:
+                    latency(self._stream.last_chunk_latency())
             elif "error" in item:
                 record.outcome, record.rail, record.error = _outcome_of(item["error"])
                 if item.get("failed"):

@@ -7,7 +7,8 @@
   a key: the fields are counts, names from the config, and error kinds.
 - **Metrics** (``prometheus-client``, optional: ``pip install 'railstream[metrics]'``; without
   it there is no ``/metrics``): requests by config and outcome; blocks by rail; streams in
-  flight; rail run and LLM call durations; time to first chunk; tokens generated, chunks released;
+  flight; rail run and LLM call durations; time to first chunk; each released chunk's latency (from its oldest and its newest token's
+arrival from the model); tokens generated, chunks released;
   upstream errors by kind. Every label value is bounded: a config id, a rail or task name from
   the config, an outcome or error kind from a fixed set; never user text or request ids.
 """
@@ -16,12 +17,15 @@ from __future__ import annotations
 
 import json
 import logging
+import os
 import time
 from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 import attrs
+import trio
 
+from engine.stream import ChunkLatency
 from stages.usage import UsageLedger
 
 __all__ = ["JsonFormatter", "Metrics", "RequestRecord", "metrics_available"]
@@ -118,17 +122,42 @@ class JsonFormatter(logging.Formatter):
         return json.dumps(line)
 
 
+_CHANNEL_ITEMS = "Items waiting in the streams' pipeline channels, by channel."
+_CHANNEL_CAPACITY = "Room in the streams' pipeline channels, by channel (capacity x streams)."
+
 # Seconds: from a fast rail (a regex) to a slow judge or model call.
 _DURATION_BUCKETS = (0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60)
 
 
+# Seconds: a chunk released at once is well under a millisecond old; a held window's oldest
+# token waits for the window to fill and for its check.
+_CHUNK_BUCKETS = (
+    0.0001, 0.00025, 0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10
+)  # fmt: skip
+
+
+# A worker of ``--workers`` samples its streams' channels this often (see Metrics.multiprocess).
+CHANNEL_SAMPLE_S = 1.0
+
+
 class Metrics:
-    """The server's Prometheus metrics, in a registry of its own (``/metrics`` serves it)."""
+    """The server's Prometheus metrics, in a registry of its own (``/metrics`` serves it).
+
+    Under ``--workers`` (``PROMETHEUS_MULTIPROC_DIR`` set by the parent, before
+    prometheus-client is imported) each worker writes its values to files in that directory
+    and ``/metrics``, whichever worker answers, serves them all added up: a scrape never sees
+    one worker's counts, which would go up and down as scrapes reach different workers. The
+    channel gauges are then sampled by each worker every ``CHANNEL_SAMPLE_S`` (and by the one
+    answering, as it answers): no worker can see another's streams.
+    """
 
     def __init__(self) -> None:
         from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
 
+        self.multiprocess = bool(os.environ.get("PROMETHEUS_MULTIPROC_DIR"))
         self.registry = CollectorRegistry()
+        self._streams: Callable[[], Iterable[Any]] = list
+        self._gauges: tuple[dict[str, Any], dict[str, Any]] | None = None  # --workers' channels
         r = self.registry
         self.requests = Counter(
             "railstream_requests",
@@ -149,7 +178,10 @@ class Metrics:
             registry=r,
         )
         self.in_flight = Gauge(
-            "railstream_streams_in_flight", "Streamed replies being written now.", registry=r
+            "railstream_streams_in_flight",
+            "Streamed replies being written now.",
+            registry=r,
+            multiprocess_mode="livesum",
         )
         self.rail_duration = Histogram(
             "railstream_rail_duration_seconds",
@@ -172,6 +204,15 @@ class Metrics:
             buckets=_DURATION_BUCKETS,
             registry=r,
         )
+        self.chunk_latency = Histogram(
+            "railstream_chunk_latency_seconds",
+            "A released text chunk's time inside railstream, from its oldest (token=oldest) and "
+            "its newest (token=newest) token's arrival from the model to its release to the "
+            "client connection.",
+            ["config", "token"],
+            buckets=_CHUNK_BUCKETS,
+            registry=r,
+        )
         self.tokens_generated = Counter(
             "railstream_tokens_generated",
             "Tokens the main model generated (blocked and cut-off replies included).",
@@ -192,38 +233,92 @@ class Metrics:
         )
 
     def watch_channels(self, streams: Callable[[], Iterable[Any]]) -> None:
-        """Scrape-time gauges of the pipeline channels of the streams ``streams()`` gives
-        (each with ``.statistics()``): how many items wait in each channel, over all streams,
-        and how many could. A channel near full is where streams wait (backpressure)."""
+        """Gauges of the pipeline channels of the streams ``streams()`` gives (each with
+        ``.statistics()``): how many items wait in each channel, over all streams, and how many
+        could. A channel near full is where streams wait (backpressure). Read at scrape time;
+        under ``--workers``, sampled (see the class)."""
+        self._streams = streams
+        if self.multiprocess:
+            from prometheus_client import Gauge
+
+            used = Gauge(
+                "railstream_channel_items",
+                _CHANNEL_ITEMS,
+                ["channel"],
+                registry=self.registry,
+                multiprocess_mode="livesum",
+            )
+            room = Gauge(
+                "railstream_channel_capacity",
+                _CHANNEL_CAPACITY,
+                ["channel"],
+                registry=self.registry,
+                multiprocess_mode="livesum",
+            )
+            self._gauges = (
+                {name: used.labels(name) for name in CHANNELS},
+                {name: room.labels(name) for name in CHANNELS},
+            )
+            self.sample_channels()
+            return
+
         from prometheus_client.core import GaugeMetricFamily
         from prometheus_client.registry import Collector
+
+        totals = self._channel_totals
 
         class Channels(Collector):
             def collect(self) -> Iterator[GaugeMetricFamily]:
                 used = GaugeMetricFamily(
-                    "railstream_channel_items",
-                    "Items waiting in the streams' pipeline channels, by channel.",
-                    labels=["channel"],
+                    "railstream_channel_items", _CHANNEL_ITEMS, labels=["channel"]
                 )
                 room = GaugeMetricFamily(
-                    "railstream_channel_capacity",
-                    "Room in the streams' pipeline channels, by channel (capacity x streams).",
-                    labels=["channel"],
+                    "railstream_channel_capacity", _CHANNEL_CAPACITY, labels=["channel"]
                 )
-                totals = {name: [0, 0] for name in CHANNELS}
-                for stream in streams():
-                    statistics = stream.statistics()
-                    for name in CHANNELS:
-                        channel = getattr(statistics, name)
-                        totals[name][0] += channel.current_buffer_used
-                        totals[name][1] += channel.max_buffer_size
-                for name, (items, capacity) in totals.items():
+                for name, (items, capacity) in totals().items():
                     used.add_metric([name], items)
                     room.add_metric([name], capacity)
                 yield used
                 yield room
 
         self.registry.register(Channels())
+
+    def _channel_totals(self) -> dict[str, list[int]]:
+        totals = {name: [0, 0] for name in CHANNELS}
+        for stream in self._streams():
+            statistics = stream.statistics()
+            for name in CHANNELS:
+                channel = getattr(statistics, name)
+                totals[name][0] += channel.current_buffer_used
+                totals[name][1] += channel.max_buffer_size
+        return totals
+
+    def sample_channels(self) -> None:
+        """Under ``--workers``: this worker's channel totals, into its gauges' files."""
+        if self._gauges is None:
+            return
+        used, room = self._gauges
+        for name, (items, capacity) in self._channel_totals().items():
+            used[name].set(items)
+            room[name].set(capacity)
+
+    async def sample_channels_every(self, seconds: float) -> None:
+        while True:
+            await trio.sleep(seconds)
+            self.sample_channels()
+
+    def chunk_latency_of(self, config_id: str) -> Callable[[ChunkLatency | None], None]:
+        """What observes each released chunk's latency for one streamed reply (the labelled
+        histograms looked up once per reply, not per chunk)."""
+        oldest = self.chunk_latency.labels(config_id, "oldest")
+        newest = self.chunk_latency.labels(config_id, "newest")
+
+        def observe(latency: ChunkLatency | None) -> None:
+            if latency is not None:
+                oldest.observe(latency.oldest_s)
+                newest.observe(latency.newest_s)
+
+        return observe
 
     def record_request(self, request: RequestRecord) -> None:
         config = request.config_id or ""
@@ -249,6 +344,13 @@ class Metrics:
                 self.tokens_generated.labels(config_id).inc(call.streamed_tokens)
 
     def exposition(self) -> tuple[bytes, str]:
-        from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
+        from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, generate_latest
 
-        return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        if not self.multiprocess:
+            return generate_latest(self.registry), CONTENT_TYPE_LATEST
+        from prometheus_client.multiprocess import MultiProcessCollector
+
+        self.sample_channels()  # this worker's, as of now; the others' as of their last sample
+        every_worker = CollectorRegistry()
+        MultiProcessCollector(every_worker)  # type: ignore[no-untyped-call]
+        return generate_latest(every_worker), CONTENT_TYPE_LATEST

@@ -18,7 +18,7 @@ from hypercorn.events import Event, Updated
 from hypercorn.protocol.h2 import H2Protocol
 
 from .app import ServerLimits, Shutdown, create_app
-from .observe import Metrics, metrics_available
+from .observe import CHANNEL_SAMPLE_S, Metrics, metrics_available
 from .registry import ConfigRegistry
 
 __all__ = ["CannotListenError", "first_leaf", "serve"]
@@ -150,6 +150,8 @@ async def serve(
                 served.set()
 
             nursery.start_soon(on_signals)
+            if metrics is not None and metrics.multiprocess:
+                nursery.start_soon(metrics.sample_channels_every, CHANNEL_SAMPLE_S)
             binds = await nursery.start(hypercorn_serve)
             listening = True
             task_status.started(binds)

@@ -16,11 +16,14 @@ process serving on with fewer.
 from __future__ import annotations
 
 import argparse
+import os
 import selectors
+import shutil
 import signal
 import socket
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Sequence
 from types import FrameType
@@ -65,10 +68,30 @@ def serve_workers(args: argparse.Namespace, registry: ConfigRegistry, argv: Sequ
         )
         return 2
     port = reservation.getsockname()[1]
+    # The workers' metrics files (prometheus-client's multiprocess mode): a directory of this
+    # server's own, so no earlier run's counts are added in; removed when it ends.
+    metrics_dir = tempfile.mkdtemp(prefix="railstream-metrics-")
+    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}
+    try:
+        return _serve(args, registry, argv, reservation, port, env)
+    finally:
+        shutil.rmtree(metrics_dir, ignore_errors=True)
+
+
+def _serve(
+    args: argparse.Namespace,
+    registry: ConfigRegistry,
+    argv: Sequence[str],
+    reservation: socket.socket,
+    port: int,
+    env: dict[str, str],
+) -> int:
     workers = [
         # A session of their own: a terminal's Ctrl-C reaches this process only, which passes
         # it on once (twice, a worker would take it for the second signal, the one without grace).
-        subprocess.Popen(worker_argv(argv, port), stdout=subprocess.PIPE, start_new_session=True)
+        subprocess.Popen(
+            worker_argv(argv, port), stdout=subprocess.PIPE, start_new_session=True, env=env
+        )
         for _ in range(args.workers)
     ]
     binds = _wait_listening(workers)

@@ -106,8 +106,8 @@ class _RailsStage:
                 if isinstance(event, Passthrough):
                     # Released together with any passthrough queued behind it (as buffering
                     # does with token batches): one message for all that is ready.
-                    text, event = self._coalesce_passthrough(event)
-                    await hand_on(self._outbox, Released(text))
+                    released, event = self._coalesce_passthrough(event)
+                    await hand_on(self._outbox, released)
                     if isinstance(event, Passthrough):
                         continue
                 if isinstance(event, Window):
@@ -119,16 +119,21 @@ class _RailsStage:
                     await queue.send(event)
                     return
 
-    def _coalesce_passthrough(self, passthrough: Passthrough) -> tuple[str, BufferEvent]:
+    def _coalesce_passthrough(self, passthrough: Passthrough) -> tuple[Released, BufferEvent]:
         parts = ["".join(passthrough.tokens)]
+        newest_at = passthrough.newest_at
+        following: BufferEvent = passthrough
         while True:
             try:
                 queued = self._inbox.receive_nowait()
             except (trio.WouldBlock, trio.EndOfChannel):
-                return "".join(parts), passthrough
+                break
             if not isinstance(queued, Passthrough):
-                return "".join(parts), queued
+                following = queued
+                break
             parts.append("".join(queued.tokens))
+            newest_at = queued.newest_at
+        return Released("".join(parts), passthrough.oldest_at, newest_at), following
 
     async def _check(self, check: _Check) -> None:
         assert self._evaluator is not None  # windows come only when there are rails
@@ -169,6 +174,8 @@ class _RailsStage:
     async def _release(self, window: Window, upto: int) -> None:
         if upto <= self._released_upto:
             return
-        tokens = window.tokens[self._released_upto - window.start : upto - window.start]
+        first = self._released_upto
+        tokens = window.tokens[first - window.start : upto - window.start]
         self._released_upto = upto
-        await self._outbox.send(Released("".join(tokens)))
+        released = Released("".join(tokens), window.arrived_at(first), window.arrived_at(upto - 1))
+        await self._outbox.send(released)

@@ -7,6 +7,8 @@ T = "tests/test_observability.py::"
 LOG = T + "test_the_log_has_one_line_per_request_with_its_outcome_and_no_key_nor_text"
 JSON = T + "test_json_log_lines_carry_the_same_fields"
 METRICS = T + "test_metrics_count_the_block_under_its_rail_and_each_outcome"
+WORKERS_COUNT = T + "test_with_workers_every_scrape_counts_every_workers_requests"
+WORKERS_CHANNELS = T + "test_with_workers_a_stalled_stream_shows_in_the_scrapes_of_another_worker"
 
 MUTATIONS = [
     Mutation(
@@ -103,9 +105,12 @@ MUTATIONS = [
     Mutation(
         name="observability: the channel gauges count nothing",
         path="engine/server/observe.py",
-        old="                        totals[name][0] += channel.current_buffer_used\n",
-        new="                        totals[name][0] += 0\n",
-        tests=(T + "test_metrics_show_where_a_stream_waits_when_its_client_stops_reading",),
+        old="                totals[name][0] += channel.current_buffer_used\n",
+        new="                totals[name][0] += 0\n",
+        tests=(
+            T + "test_metrics_show_where_a_stream_waits_when_its_client_stops_reading",
+            WORKERS_CHANNELS,
+        ),
     ),
     Mutation(
         name="observability: the channel gauges see no stream",
@@ -113,5 +118,43 @@ MUTATIONS = [
         old="        metrics.watch_channels(lambda: [reply._stream for reply in list(shutdown._replies)])\n",
         new="        metrics.watch_channels(lambda: [])\n",
         tests=(T + "test_metrics_show_where_a_stream_waits_when_its_client_stops_reading",),
+    ),
+]
+
+MUTATIONS += [
+    Mutation(
+        name="observability: workers keep their metrics to themselves",
+        path="engine/server/workers.py",
+        old='    env = {**os.environ, "PROMETHEUS_MULTIPROC_DIR": metrics_dir}\n',
+        new="    env = dict(os.environ)\n",
+        tests=(WORKERS_COUNT,),
+    ),
+    Mutation(
+        name="observability: a worker's scrape serves its own metrics only",
+        path="engine/server/observe.py",
+        old="        if not self.multiprocess:\n            return generate_latest(self.registry), CONTENT_TYPE_LATEST\n",
+        new="        return generate_latest(self.registry), CONTENT_TYPE_LATEST\n",
+        tests=(WORKERS_COUNT,),
+    ),
+    Mutation(
+        name="observability: the workers' metrics directory is left behind",
+        path="engine/server/workers.py",
+        old="        shutil.rmtree(metrics_dir, ignore_errors=True)\n",
+        new="        pass\n",
+        tests=(WORKERS_COUNT,),
+    ),
+    Mutation(
+        name="observability: workers never sample their channels",
+        path="engine/server/run.py",
+        old="                nursery.start_soon(metrics.sample_channels_every, CHANNEL_SAMPLE_S)\n",
+        new="                pass\n",
+        tests=(WORKERS_CHANNELS,),
+    ),
+    Mutation(
+        name="observability: streams in flight counted per worker, not added up",
+        path="engine/server/observe.py",
+        old='            registry=r,\n            multiprocess_mode="livesum",\n        )',
+        new='            registry=r,\n            multiprocess_mode="all",\n        )',
+        tests=(WORKERS_COUNT,),
     ),
 ]
