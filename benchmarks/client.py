@@ -25,6 +25,10 @@ from typing import Any
 STAMP = re.compile(r"(\d{6,}) ")
 SECRET = re.compile(r"FORBIDDEN")
 
+# When a rail returned a block, stamped in the rail itself (time.monotonic_ns(), the server's
+# clock too): what the server wrote after it is what the block failed to stop.
+VERDICTS: list[int] = []
+
 
 def rss_kib() -> int:
     with open("/proc/self/statm") as f:
@@ -57,7 +61,8 @@ class Recorder:
 
     def __init__(self, close_after: int | None) -> None:
         self.start = time.monotonic_ns()
-        self.latencies: list[int] = []
+        self.latencies: list[int] = []  # per chunk, from its newest token's send
+        self.oldest: list[int] = []  # per chunk, from its oldest token's send
         self.first_chunk: int | None = None
         self.tokens = 0
         self.blocked_ns: int | None = None
@@ -76,6 +81,7 @@ class Recorder:
         if self.first_chunk is None:
             self.first_chunk = now - self.start
         self.latencies.append(now - int(stamps[-1]))
+        self.oldest.append(now - int(stamps[0]))
         self.tokens += len(stamps)
         if self.close_after is not None and self.tokens >= self.close_after:
             self.closed_ns = time.monotonic_ns()
@@ -85,12 +91,19 @@ class Recorder:
     def result(self) -> dict[str, Any]:
         return {
             "latencies_ns": self.latencies,
+            "oldest_ns": self.oldest,
             "first_chunk_ns": self.first_chunk,
             "tokens": self.tokens,
             "blocked_ns": self.blocked_ns,
+            "verdict_ns": VERDICTS[0] if VERDICTS else None,
             "closed_ns": self.closed_ns,
             "end_ns": time.monotonic_ns(),
+            "error": None,
         }
+
+
+def failed(exc: BaseException) -> dict[str, Any]:
+    return {**Recorder(None).result(), "error": f"{type(exc).__name__}: {exc}"[:200]}
 
 
 def rails_yaml(spec: dict[str, Any], nemo: bool) -> str:
@@ -129,7 +142,10 @@ define flow check no secrets
 async def rail_work(text: str, rail_ms: float, sleep: Any) -> bool:
     if rail_ms:
         await sleep(rail_ms / 1000)
-    return SECRET.search(text) is None
+    allowed = SECRET.search(text) is None
+    if not allowed:
+        VERDICTS.append(time.monotonic_ns())
+    return allowed
 
 
 def run_floor(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
@@ -179,7 +195,10 @@ async def _measured_in_trio(
     results: list[dict[str, Any]] = []
 
     async def measured() -> None:
-        results.append(await one())
+        try:
+            results.append(await one())
+        except Exception as exc:  # counted as a failed request, not as the run's end
+            results.append(failed(exc))
 
     meter.start()
     for _ in range(spec.get("repeat", 1)):
@@ -249,7 +268,10 @@ def run_nemo(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
         meter.start()
         results = []
         for _ in range(spec.get("repeat", 1)):
-            results += await asyncio.gather(*(one(rails) for _ in range(spec["streams"])))
+            done = await asyncio.gather(
+                *(one(rails) for _ in range(spec["streams"])), return_exceptions=True
+            )
+            results += [failed(r) if isinstance(r, BaseException) else r for r in done]
         meter.stop()
         return results
 

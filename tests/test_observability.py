@@ -17,9 +17,12 @@ import httpx
 import pytest
 import trio
 
+from engine.pipeline import CHANNEL_CAPACITY
+
 from .openai_server import FakeOpenAI, Script
 from .server_process import ServerProcess
 
+TOKENS_ROOM = CHANNEL_CAPACITY["tokens"]
 KEY = "sk-test-9f8e7d6c5b4a39281706"
 SECRET_TEXT = "the launch code is"
 CONFIG = """
@@ -200,7 +203,7 @@ async def test_metrics_show_where_a_stream_waits_when_its_client_stops_reading(
     tmp_path: Path, upstream: FakeOpenAI, client: httpx.AsyncClient
 ) -> None:
     """Backpressure made visible: a client that stops reading a long reply fills the
-    stream's channels, and the scrape shows the token channel full (4 of 4)."""
+    stream's channels, and the scrape shows the token channel full (all its room)."""
     upstream.script(Script(tokens=["ok "] * 200_000))
     server = start(tmp_path, upstream)
     try:
@@ -212,16 +215,16 @@ async def test_metrics_show_where_a_stream_waits_when_its_client_stops_reading(
             for _ in range(100):  # until the socket buffers are full (a hang guard, not timing)
                 scraped = samples((await client.get(f"{server.url}/metrics")).text)
                 channels = {k: v for k, v in scraped.items() if k.startswith("railstream_channel_")}
-                if channels.get('railstream_channel_items{channel="tokens"}') == 4:
+                if channels.get('railstream_channel_items{channel="tokens"}') == TOKENS_ROOM:
                     break
                 await trio.sleep(0.1)
     finally:
         server.stop()
-    assert channels['railstream_channel_items{channel="tokens"}'] == 4, (
+    assert channels['railstream_channel_items{channel="tokens"}'] == TOKENS_ROOM, (
         sorted(channels.items()),
         upstream.served[-1].tokens_written,
     )
-    assert channels['railstream_channel_capacity{channel="tokens"}'] == 4
+    assert channels['railstream_channel_capacity{channel="tokens"}'] == TOKENS_ROOM
     assert channels['railstream_channel_capacity{channel="output"}'] == 1
     assert scraped["railstream_streams_in_flight"] == 1
 
@@ -324,11 +327,11 @@ async def test_with_workers_a_stalled_stream_shows_in_the_scrapes_of_another_wor
             for _ in range(50):  # 10 s: a hang guard, not timing (the period is 1 s)
                 scraped = samples((await scraper.get(f"{server.url}/metrics")).text)
                 seen.append(scraped['railstream_channel_items{channel="tokens"}'])
-                if seen[-1] == 4:
+                if seen[-1] == TOKENS_ROOM:
                     break
                 await trio.sleep(0.2)
     finally:
         server.stop()
-    assert seen[-1] == 4, seen
-    assert scraped['railstream_channel_capacity{channel="tokens"}'] == 4
+    assert seen[-1] == TOKENS_ROOM, seen
+    assert scraped['railstream_channel_capacity{channel="tokens"}'] == TOKENS_ROOM
     assert scraped["railstream_streams_in_flight"] == 1

@@ -18,7 +18,7 @@ MUTATIONS = [
     Mutation(
         name="the token channel is unbounded",
         path="engine/pipeline.py",
-        old='CHANNEL_CAPACITY = {"tokens": 4,',
+        old='CHANNEL_CAPACITY = {"tokens": 16,',
         new='CHANNEL_CAPACITY = {"tokens": 1_000_000,',
         tests=(
             f"{LIFECYCLE}::test_the_token_channel_bounds_how_far_a_model_runs_ahead_of_a_stalled_consumer",
