@@ -486,8 +486,9 @@ def report(results: list[dict[str, Any]], nemo: bool, quick: bool) -> str:
         x = r / f if r is not None and f else None
         met = "n/a" if x is None else ("yes" if (x >= target if higher else x <= target) else "no")
         bound = ">=" if higher else "<="
+        u = f" {unit}" if unit else ""
         lines.append(
-            f"| {title} | {fmt(f)} {unit} | {fmt(r)} {unit} ({fmt(x)}x) | {fmt(n)} {unit} "
+            f"| {title} | {fmt(f)}{u} | {fmt(r)}{u} ({fmt(x)}x) | {fmt(n)}{u} "
             f"| {bound} {target}x floor | {met} |"
         )
 
@@ -495,8 +496,14 @@ def report(results: list[dict[str, Any]], nemo: bool, quick: bool) -> str:
         r = worst(scenario, key, "railstream")
         n = worst(scenario, key, "nemo")
         met = "n/a" if r is None else ("yes" if r <= target else "no")
+
+        def shown(value: Any) -> str:
+            return fmt(value) if value == float("inf") else f"{fmt(value)} {unit}".rstrip()
+
         lines.append(
-            f"| {title} | | {fmt(r)} {unit} | {fmt(n)} {unit} | <= {fmt(target, 0)} {unit} | {met} |"
+            f"| {title} | | {shown(r)} | {shown(n)} | <= {fmt(target, 0)} {unit} | {met} |".replace(
+                "  |", " |"
+            )
         )
 
     cpu_x = get("throughput", rs, "cpu_x_floor")
