@@ -62,8 +62,9 @@ def pct(values: list[float], q: float) -> float:
 
 
 class Bench:
-    def __init__(self, quick: bool, out: Path) -> None:
+    def __init__(self, quick: bool, out: Path, gc_gen0: int | None = None) -> None:
         self.quick = quick
+        self.gc_gen0 = gc_gen0
         self.out = out
         self.nemo = nemo_python()
         self.results: list[dict[str, Any]] = []
@@ -99,7 +100,7 @@ class Bench:
     ) -> dict[str, Any]:
         python = self.nemo if system == "nemo" else sys.executable
         assert python is not None
-        spec = {"system": system, "base_url": f"{self.base}/v1", **spec}
+        spec = {"system": system, "base_url": f"{self.base}/v1", "gc_gen0": self.gc_gen0, **spec}
         started = time.perf_counter()
         print(f"{step} {scenario:12} {label:28}", end=" ", file=sys.stderr, flush=True)
         done = subprocess.run(
@@ -366,9 +367,17 @@ def fmt(value: Any, digits: int = 2) -> str:
     return str(value)
 
 
-def report(results: list[dict[str, Any]], nemo: bool, quick: bool) -> str:
+def report(
+    results: list[dict[str, Any]], nemo: bool, quick: bool, gc_gen0: int | None = None
+) -> str:
     by = {(r["scenario"], r["system"]): r for r in results}
     lines = [f"# railstream benchmarks{' (quick)' if quick else ''}", ""]
+    if gc_gen0:
+        lines += [
+            f"Every client with young garbage collections every {gc_gen0:,} allocations "
+            "(`--gc-gen0`; CPython's default is 700).",
+            "",
+        ]
     if not nemo:
         lines += ["NeMo Guardrails: skipped (run `python -m benchmarks --setup-nemo` first).", ""]
     sections = [
@@ -621,6 +630,13 @@ def main() -> None:
     parser.add_argument("--quick", action="store_true", help="smaller runs (under 3 minutes)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results")
     parser.add_argument(
+        "--gc-gen0",
+        type=int,
+        default=None,
+        help="every client (floor, railstream, NeMo alike) collects young objects every N "
+        "allocations instead of CPython's 700, as railstream server does",
+    )
+    parser.add_argument(
         "--setup-nemo",
         action="store_true",
         help="install NeMo Guardrails 0.24.1 in .bench/nemo-venv",
@@ -630,7 +646,7 @@ def main() -> None:
         setup_nemo()
         return
     args.out.mkdir(parents=True, exist_ok=True)
-    bench = Bench(args.quick, args.out)
+    bench = Bench(args.quick, args.out, args.gc_gen0)
     started = time.perf_counter()
     try:
         if bench.nemo is None:
@@ -642,9 +658,11 @@ def main() -> None:
     finally:
         bench.close()
     (args.out / "results.json").write_text(
-        json.dumps({"quick": args.quick, "results": bench.results}, indent=1)
+        json.dumps(
+            {"quick": args.quick, "gc_gen0": args.gc_gen0, "results": bench.results}, indent=1
+        )
     )
-    text = report(bench.results, bench.nemo is not None, args.quick)
+    text = report(bench.results, bench.nemo is not None, args.quick, args.gc_gen0)
     made = plots(bench.results, args.out)
     text += "\n" + "\n".join(f"![{m}]({m})" if m.endswith(".png") else m for m in made) + "\n"
     (args.out / "report.md").write_text(text)

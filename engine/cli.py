@@ -522,7 +522,7 @@ def _chat_command(args: argparse.Namespace) -> int:
 
 def _server_command(args: argparse.Namespace, argv: Sequence[str] | None = None) -> int:
     from .server import ConfigRegistry, ServerLimits, ServerSetupError, serve
-    from .server.run import CannotListenError, announce, first_leaf
+    from .server.run import CannotListenError, announce, first_leaf, settle_heap
 
     configure_logging(args.log_level, args.log_format)
 
@@ -576,6 +576,7 @@ def _server_command(args: argparse.Namespace, argv: Sequence[str] | None = None)
             )
             announce(binds, registry)  # a worker's goes to the process that started it
 
+    settle_heap()
     cannot_listen: CannotListenError | None = None
     try:
         trio.run(run)

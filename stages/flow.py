@@ -21,5 +21,10 @@ async def hand_on(channel: trio.MemorySendChannel[T], message: T) -> None:
     """
     try:
         channel.send_nowait(message)
+        return
     except trio.WouldBlock:
-        await channel.send(message)
+        pass
+    # Waited for outside the except block: inside it, the WouldBlock and its traceback (and
+    # the frames that holds) would stay alive as long as the wait, and be chained to whatever
+    # ends it (a Cancelled), garbage only the cyclic collector frees.
+    await channel.send(message)

@@ -335,3 +335,18 @@ async def test_with_workers_a_stalled_stream_shows_in_the_scrapes_of_another_wor
     assert seen[-1] == TOKENS_ROOM, seen
     assert scraped['railstream_channel_capacity{channel="tokens"}'] == TOKENS_ROOM
     assert scraped["railstream_streams_in_flight"] == 1
+
+
+async def test_the_server_settles_its_heap_before_serving_and_says_so(
+    tmp_path: Path, upstream: FakeOpenAI
+) -> None:
+    """The start-up heap frozen out of the garbage collector's scans, young collections every
+    10,000 allocations: said once at start (at debug), with how many objects were frozen."""
+    server = start(tmp_path, upstream, "--log-level", "debug")
+    try:
+        log = server.log()
+    finally:
+        server.stop()
+    found = re.search(r"gc: (\d+) start-up objects frozen; young collections every 10000 ", log)
+    assert found, log
+    assert int(found.group(1)) > 10_000  # the modules and configs, at the least

@@ -158,3 +158,13 @@ MUTATIONS += [
         tests=(WORKERS_COUNT,),
     ),
 ]
+
+MUTATIONS += [
+    Mutation(
+        name="the server serves on CPython's garbage-collector defaults",
+        path="engine/cli.py",
+        old="    settle_heap()\n",
+        new="",
+        tests=(T + "test_the_server_settles_its_heap_before_serving_and_says_so",),
+    ),
+]

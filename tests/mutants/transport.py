@@ -128,11 +128,33 @@ MUTATIONS = [
     Mutation(
         name="transport: a new connection's first request gets only the keep-alive timeout",
         path="engine/server/run.py",
-        old='            timeout = max(timeout, getattr(self.config, "first_request_timeout", timeout))\n',
-        new="            pass\n",
+        old="        with trio.move_on_after(keep_alive if self._had_request else first_request):\n",
+        new="        with trio.move_on_after(keep_alive):\n",
         tests=(
             "tests/test_server_transport.py::"
             "test_a_new_connection_has_its_body_timeout_to_send_its_first_request",
         ),
+    ),
+]
+
+BUSY = (
+    "tests/test_server_transport.py::"
+    "test_a_request_that_reaches_a_busy_server_on_a_kept_alive_connection_is_answered"
+)
+
+MUTATIONS += [
+    Mutation(
+        name="transport: a kept-alive connection's next request, unread at the timeout, is dropped",
+        path="engine/server/run.py",
+        old="        if not self.context.terminated.is_set() and (\n            self._received() != received or self._request_waiting()\n        ):\n",
+        new="        if False:\n",
+        tests=(BUSY,),
+    ),
+    Mutation(
+        name="transport: a request read but not yet started at the timeout is dropped",
+        path="engine/server/run.py",
+        old="            self._received() != received or self._request_waiting()\n",
+        new="            self._request_waiting()\n",
+        tests=(BUSY,),
     ),
 ]
