@@ -9,9 +9,12 @@ so the per-token cost of the channels stays small.
 
 from __future__ import annotations
 
+import array
 import bisect
 import json
 import time
+from collections.abc import Iterable, Sequence
+from itertools import accumulate, islice
 from typing import Any, Literal, TypedDict
 
 import attrs
@@ -36,6 +39,7 @@ __all__ = [
     "TokenBatch",
     "Usage",
     "Window",
+    "token_ends",
 ]
 
 
@@ -122,22 +126,57 @@ GenerationEvent = TokenBatch | GenerationEnded | GenerationFailed
 
 @attrs.frozen(kw_only=True)
 class Window:
-    """Tokens a rail checks at once: ``tokens[:context_len]`` were in the window before.
+    """Tokens a rail checks at once, as one ``text``: the first ``context_len`` tokens were in
+    the window before.
 
-    ``start`` is the position of ``tokens[0]`` in the whole stream (0-based).
+    ``start`` is the stream position (0-based) of the first token; ``ends[i]`` is where token
+    ``start + i`` ends in ``text``. One string and an array of offsets, not a string per
+    token: a held window of 200 tokens is a few KiB less per stream (see stages.buffering).
     """
 
     index: int
-    tokens: tuple[str, ...]
+    text: str
+    ends: array.array[int] = attrs.field(hash=False)
     context_len: int
     start: int
     # When some of its tokens arrived from the model, (stream position, time) in order: those
     # a held release begins and ends with (see stages.buffering). Empty when not held.
     arrivals: tuple[tuple[int, float], ...] = attrs.field(default=(), eq=False, repr=False)
 
+    @classmethod
+    def of(
+        cls, tokens: Sequence[str], *, index: int = 0, context_len: int = 0, start: int = 0
+    ) -> Window:
+        """A window holding ``tokens`` (the input rails' message, tests)."""
+        return cls(
+            index=index,
+            text="".join(tokens),
+            ends=token_ends(tokens),
+            context_len=context_len,
+            start=start,
+        )
+
     @property
     def end(self) -> int:
-        return self.start + len(self.tokens)
+        return self.start + len(self.ends)
+
+    @property
+    def tokens(self) -> tuple[str, ...]:
+        """Its tokens, one string each (made on each call: rails read ``text``)."""
+        text, begin = self.text, 0
+        tokens = []
+        for end in self.ends:
+            tokens.append(text[begin:end])
+            begin = end
+        return tuple(tokens)
+
+    def text_between(self, first: int, upto: int) -> str:
+        """The text of the tokens at stream positions ``first`` to ``upto`` (not included)."""
+        return self.text[self._offset(first) : self._offset(upto)]
+
+    def _offset(self, position: int) -> int:
+        i = position - self.start
+        return self.ends[i - 1] if i > 0 else 0
 
     def arrived_at(self, position: int) -> float | None:
         """When the token at stream ``position`` arrived: exact for a recorded position, else
@@ -146,17 +185,19 @@ class Window:
         i = bisect.bisect_right(arrivals, position, key=_position) - 1
         return arrivals[i][1] if i >= 0 else None
 
-    @property
-    def text(self) -> str:
-        return "".join(self.tokens)
+
+def token_ends(tokens: Iterable[str], offset: int = 0) -> array.array[int]:
+    """Where each token ends in the tokens' joined text, counted from ``offset``."""
+    # accumulate's first value is the offset it starts from, not a token's end.
+    return array.array("I", islice(accumulate(map(len, tokens), initial=offset), 1, None))
 
 
 @attrs.frozen
 class Passthrough:
-    """Tokens to release at once (``stream_first``, or no rails), ahead of their check;
-    ``oldest_at`` / ``newest_at``: when the first and the last of them arrived."""
+    """Tokens to release at once (``stream_first``, or no rails), ahead of their check, as one
+    text; ``oldest_at`` / ``newest_at``: when the first and the last of them arrived."""
 
-    tokens: tuple[str, ...]
+    text: str
     oldest_at: float | None = attrs.field(default=None, eq=False)
     newest_at: float | None = attrs.field(default=None, eq=False)
 

@@ -6,7 +6,7 @@ by bounded channels.
                         ▼  the others only when the input rails pass; a block cancels it)
 
     ┌────────────┐ GenerationEvent ┌───────────┐ BufferEvent ┌───────┐ OutputEvent
-    │ generation │───────(4)──────▶│ buffering │─────(4)────▶│ rails │─────(1)─────▶ consumer
+    │ generation │──────(16)──────▶│ buffering │─────(4)────▶│ rails │─────(1)─────▶ consumer
     └────────────┘                 └───────────┘             └───────┘   (stream_async)
           │ LLMCall                                              │ LLMCall, RailRun
           └──────────────────────────(16)─────▶ ┌───────┐ ◀──────┘
@@ -217,7 +217,7 @@ class Pipeline:
             context=context,
             side="input",
         )
-        message = Window(index=0, tokens=(plan.user_message,), context_len=0, start=0)
+        message = Window.of((plan.user_message,))
         verdict = await evaluator.evaluate(message)
         if verdict.error is None:
             return True

@@ -10,6 +10,8 @@ from __future__ import annotations
 import array
 import bisect
 from collections.abc import Sequence
+from itertools import accumulate, islice, repeat
+from operator import sub
 
 import trio
 
@@ -29,7 +31,12 @@ __all__ = ["WindowBuffer", "run_buffering"]
 
 
 class WindowBuffer:
-    """Cuts a token stream into windows; pure, so the window geometry can be tested alone."""
+    """Cuts a token stream into windows; pure, so the window geometry can be tested alone.
+
+    What a window will hold is kept as text pieces (one per push) and each token's end offset,
+    not a string per token: a Python string costs about 50 bytes on top of its characters,
+    more than a typical token's text, and a stream keeps up to a window of them.
+    """
 
     def __init__(self, chunk_size: int, context_size: int) -> None:
         if chunk_size < 1 or not 0 <= context_size < chunk_size:
@@ -38,11 +45,12 @@ class WindowBuffer:
             )
         self._size = chunk_size
         self._context = context_size
-        self._pending: list[str] = []
-        self._context_len = 0  # how many of _pending came from the previous window
-        self._start = 0  # stream position of _pending[0]
+        self._pieces: list[str] = []  # the pending tokens' text, joined when a window is cut
+        self._ends = array.array("I")  # where each pending token ends in that text
+        self._context_len = 0  # how many of the pending tokens came from the previous window
+        self._start = 0  # stream position of the first pending token
         self._index = 0
-        # When _pending's tokens arrived, one entry per push (per batch, not per token): the
+        # When the pending tokens arrived, one entry per push (per batch, not per token): the
         # first token of a push at _positions[i] arrived at _times[i]. Compact arrays: a held
         # stream keeps one window's worth.
         self._positions = array.array("q")
@@ -53,7 +61,8 @@ class WindowBuffer:
         return self._times[i] if i >= 0 else None
 
     def _cut(self) -> Window:
-        start, end, keep = self._start, self._start + len(self._pending), self._context
+        ends, keep = self._ends, self._context
+        start, end = self._start, self._start + len(ends)
         arrivals: tuple[tuple[int, float], ...] = ()
         if self._times:
             # What the rails stage releases of a window begins at its start and ends before its
@@ -61,16 +70,22 @@ class WindowBuffer:
             # the arrivals of those four tokens are the chunks' oldest and newest.
             wanted = sorted({p for p in (start, end - keep - 1, end - keep, end - 1) if p >= start})
             arrivals = tuple((p, at) for p in wanted if (at := self._arrival(p)) is not None)
+        pieces = self._pieces
+        text = pieces[0] if len(pieces) == 1 else "".join(pieces)
         window = Window(
             index=self._index,
-            tokens=tuple(self._pending),
+            text=text,
+            ends=ends,
             context_len=self._context_len,
             start=start,
             arrivals=arrivals,
         )
         self._index += 1
         self._start = end - keep
-        self._pending = self._pending[len(self._pending) - keep :] if keep else []
+        # The next window begins with this one's last ``keep`` tokens.
+        kept_from = ends[len(ends) - keep - 1] if len(ends) > keep else 0
+        self._pieces = [text[kept_from:]] if keep else []
+        self._ends = array.array("I", map(sub, ends[len(ends) - keep :], repeat(kept_from)))
         self._context_len = keep
         # Forget the arrivals of tokens no later window holds (the push covering the new start
         # stays: it may have begun before it).
@@ -85,29 +100,43 @@ class WindowBuffer:
         tokens: Sequence[str],
         oldest_at: float | None = None,
         newest_at: float | None = None,
+        text: str | None = None,
     ) -> list[Window]:
         """Add tokens, the first arrived ``oldest_at`` and the last ``newest_at`` (those between
         are taken as old as the first: an age is never understated); return the windows they
-        fill (often none)."""
+        fill (often none). ``text``: the tokens already joined, if the caller has it."""
         windows: list[Window] = []
-        pending = self._pending
         if oldest_at is not None:
-            first = self._start + len(pending)
+            first = self._start + len(self._ends)
             self._positions.append(first)
             self._times.append(oldest_at)
             if newest_at is not None and newest_at != oldest_at and len(tokens) > 1:
                 self._positions.append(first + len(tokens) - 1)
                 self._times.append(newest_at)
-        for token in tokens:
-            pending.append(token)
-            if len(pending) == self._size:
+        taken, count = 0, len(tokens)
+        while taken < count:
+            ends = self._ends
+            room = self._size - len(ends)
+            if taken == 0 and count <= room:
+                part: Sequence[str] = tokens  # the common case: the whole push fits
+            else:
+                part = tokens[taken : taken + room]
+                text = None
+            base = ends[-1] if ends else 0
+            if len(part) == 1:
+                ends.append(base + len(part[0]))
+            else:
+                # accumulate's first value is the offset it starts from, not a token's end.
+                ends.extend(islice(accumulate(map(len, part), initial=base), 1, None))
+            self._pieces.append(text if text is not None else "".join(part))
+            taken += len(part)
+            if len(ends) == self._size:
                 windows.append(self._cut())
-                pending = self._pending
         return windows
 
     def finish(self) -> Window | None:
         """The last, shorter window, if any token has not been in a window yet."""
-        if len(self._pending) > self._context_len:
+        if len(self._ends) > self._context_len:
             return self._cut()
         return None
 
@@ -162,14 +191,16 @@ async def _cut_windows(
             # move on, so the cost per token falls as the rate rises; when idle, nothing waits.
             oldest_at = event.at
             tokens, newest_at, event = _coalesce(inbox, event)
+            text = None
             if stream_first or buffer is None:
-                await hand_on(outbox, Passthrough(tokens, oldest_at, newest_at))
+                text = "".join(tokens)  # once: the window shares it
+                await hand_on(outbox, Passthrough(text, oldest_at, newest_at))
             if buffer is not None:
                 # Released ahead of their windows (stream_first), their arrivals are the
                 # passthrough's; held, the windows carry them to the release.
                 held = not stream_first
                 for window in buffer.push(
-                    tokens, oldest_at if held else None, newest_at if held else None
+                    tokens, oldest_at if held else None, newest_at if held else None, text
                 ):
                     await hand_on(outbox, window)
             if isinstance(event, TokenBatch):

@@ -109,3 +109,30 @@ def test_any_span_of_at_most_context_plus_one_tokens_lies_whole_in_a_window(
     start = data.draw(st.integers(min_value=0, max_value=len(tokens) - length))
     windows = cut(tokens, chunk, context)
     assert any(w.start <= start and start + length <= w.end for w in windows)
+
+
+@given(
+    st.data(),
+    st.lists(st.text(min_size=1, max_size=4), max_size=60),
+    geometry(),
+    st.booleans(),
+)
+def test_a_windows_text_is_its_tokens_joined_and_each_token_is_its_own_slice(
+    data: st.DataObject, tokens: list[str], geo: tuple[int, int], joined_by_caller: bool
+) -> None:
+    """A window keeps one text and where each token ends in it: its text is exactly its tokens
+    joined, the text between two stream positions is the tokens between them, whatever the
+    batching, and whether or not the caller hands in each batch's text already joined."""
+    chunk, context = geo
+    buffer = WindowBuffer(chunk, context)
+    windows: list[Window] = []
+    for batch in data.draw(batches(tokens)):
+        windows += buffer.push(batch, text="".join(batch) if joined_by_caller else None)
+    last = buffer.finish()
+    windows += [last] if last is not None else []
+    for window in windows:
+        assert window.tokens == tuple(tokens[window.start : window.end])
+        assert window.text == "".join(tokens[window.start : window.end])
+        first = data.draw(st.integers(min_value=window.start, max_value=window.end))
+        upto = data.draw(st.integers(min_value=first, max_value=window.end))
+        assert window.text_between(first, upto) == "".join(tokens[first:upto])

@@ -156,7 +156,7 @@ async def test_passthroughs_queued_together_are_released_with_the_first_and_last
     inbox_send, inbox = trio.open_memory_channel[BufferEvent](8)
     outbox, out = trio.open_memory_channel[OutputEvent](8)
     for p, token in enumerate("abc"):
-        inbox_send.send_nowait(Passthrough((token,), float(p + 1), float(p + 1.5)))
+        inbox_send.send_nowait(Passthrough(token, float(p + 1), float(p + 1.5)))
     inbox_send.send_nowait(EndOfTokens("stop"))
     with trio.fail_after(HANG_GUARD_S):
         await run_rails(

@@ -179,9 +179,9 @@ async def test_buffering_flushes_the_last_window_before_a_failure(
         in_send.send_nowait(event)
     await run_buffering(in_recv, out_send, buffer=WindowBuffer(2, 0), stream_first=True)
     assert await drain(out_recv) == [
-        Passthrough(("a", "b", "c")),
-        Window(index=0, tokens=("a", "b"), context_len=0, start=0),
-        Window(index=1, tokens=("c",), context_len=0, start=2),
+        Passthrough("abc"),
+        Window.of(("a", "b"), index=0, start=0),
+        Window.of(("c",), index=1, start=2),
         EndOfTokens("error", error),
     ]
 
@@ -195,7 +195,7 @@ async def test_buffering_without_rails_only_passes_tokens_through(
         in_send.send_nowait(event)
     await run_buffering(in_recv, out_send, buffer=None, stream_first=False)
     # Batches queued together move on together.
-    assert await drain(out_recv) == [Passthrough(("a", "b")), EndOfTokens("length")]
+    assert await drain(out_recv) == [Passthrough("ab"), EndOfTokens("length")]
 
 
 # rails
@@ -271,7 +271,7 @@ async def test_rails_stage_passes_a_generation_error_on_after_the_checked_text(
     error = StreamError(message="x", type="generation_error", param=None, code="generation_failed")
     in_send, in_recv = trio.open_memory_channel[Any](10)
     out_send, out_recv = trio.open_memory_channel[Any](10)
-    in_send.send_nowait(Passthrough(("a", "b")))
+    in_send.send_nowait(Passthrough("ab"))
     in_send.send_nowait(EndOfTokens("error", error))
     await run_rails(
         in_recv,

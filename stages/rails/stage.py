@@ -120,7 +120,7 @@ class _RailsStage:
                     return
 
     def _coalesce_passthrough(self, passthrough: Passthrough) -> tuple[Released, BufferEvent]:
-        parts = ["".join(passthrough.tokens)]
+        parts = [passthrough.text]
         newest_at = passthrough.newest_at
         following: BufferEvent = passthrough
         while True:
@@ -131,7 +131,7 @@ class _RailsStage:
             if not isinstance(queued, Passthrough):
                 following = queued
                 break
-            parts.append("".join(queued.tokens))
+            parts.append(queued.text)
             newest_at = queued.newest_at
         return Released("".join(parts), passthrough.oldest_at, newest_at), following
 
@@ -175,7 +175,8 @@ class _RailsStage:
         if upto <= self._released_upto:
             return
         first = self._released_upto
-        tokens = window.tokens[first - window.start : upto - window.start]
         self._released_upto = upto
-        released = Released("".join(tokens), window.arrived_at(first), window.arrived_at(upto - 1))
+        released = Released(
+            window.text_between(first, upto), window.arrived_at(first), window.arrived_at(upto - 1)
+        )
         await self._outbox.send(released)

@@ -61,8 +61,8 @@ MUTATIONS = [
     Mutation(
         name="chunk latency: passthroughs coalesced by the rails stage keep the first's arrival",
         path="stages/rails/stage.py",
-        old='            parts.append("".join(queued.tokens))\n            newest_at = queued.newest_at\n',
-        new='            parts.append("".join(queued.tokens))\n',
+        old="            parts.append(queued.text)\n            newest_at = queued.newest_at\n",
+        new="            parts.append(queued.text)\n",
         tests=(RAILS,),
     ),
     Mutation(
