@@ -10,7 +10,7 @@ from __future__ import annotations
 import array
 import bisect
 from collections.abc import Sequence
-from itertools import accumulate, islice, repeat
+from itertools import repeat
 from operator import sub
 
 import trio
@@ -24,6 +24,7 @@ from engine.messages import (
     Passthrough,
     TokenBatch,
     Window,
+    token_ends,
 )
 from stages.flow import hand_on
 
@@ -124,10 +125,9 @@ class WindowBuffer:
                 text = None
             base = ends[-1] if ends else 0
             if len(part) == 1:
-                ends.append(base + len(part[0]))
+                ends.append(base + len(part[0]))  # a token per push is common: no iterator
             else:
-                # accumulate's first value is the offset it starts from, not a token's end.
-                ends.extend(islice(accumulate(map(len, part), initial=base), 1, None))
+                ends.extend(token_ends(part, base))
             self._pieces.append(text if text is not None else "".join(part))
             taken += len(part)
             if len(ends) == self._size:
