@@ -180,8 +180,11 @@ class FakeOpenAI:
                     or (self.responder(served.body) if self.responder is not None else None)
                     or (self.scripts.popleft() if self.scripts else self.default)
                 )
+                # What the client sends while a reply is written (its next request, sent the
+                # moment it has read the last chunk) is read by the watcher, and kept for here.
+                early = bytearray()
                 try:
-                    keep_open = await self._respond(stream, served, script)
+                    keep_open = await self._respond(stream, served, script, early)
                 except Drop:
                     return  # closing the socket mid-body is the drop
                 except (trio.BrokenResourceError, trio.ClosedResourceError, ClientGone):
@@ -190,6 +193,7 @@ class FakeOpenAI:
                 served.finished = True
                 if not keep_open:
                     return
+                buffer += early
 
     def _gone(self, served: Served) -> None:
         if served.disconnected_at is None:
@@ -198,7 +202,9 @@ class FakeOpenAI:
             served.tokens_at_disconnect = served.tokens_written
             self.client_gone.set()
 
-    async def _respond(self, stream: trio.SocketStream, served: Served, script: Script) -> bool:
+    async def _respond(
+        self, stream: trio.SocketStream, served: Served, script: Script, early: bytearray
+    ) -> bool:
         if script.stall_before_headers:
             await self._watch_until_gone(stream, served)
             raise ClientGone
@@ -250,7 +256,7 @@ class FakeOpenAI:
         # While writing, watch the socket: a client that closes is seen at once.
         dropped = False
         async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._watch_until_gone, stream, served, nursery.cancel_scope)
+            nursery.start_soon(self._watch_until_gone, stream, served, nursery.cancel_scope, early)
             try:
                 await self._write_events(stream, served, script)
             except (trio.BrokenResourceError, trio.ClosedResourceError):
@@ -275,12 +281,18 @@ class FakeOpenAI:
         }
 
     async def _watch_until_gone(
-        self, stream: trio.SocketStream, served: Served, scope: trio.CancelScope | None = None
+        self,
+        stream: trio.SocketStream,
+        served: Served,
+        scope: trio.CancelScope | None = None,
+        early: bytearray | None = None,
     ) -> None:
-        """Return once the client has closed its end (recorded, and ``scope`` cancelled)."""
+        """Return once the client has closed its end (recorded, and ``scope`` cancelled);
+        what it sends before that goes to ``early`` (never dropped: it is its next request)."""
         try:
-            while await stream.receive_some(65536):
-                pass
+            while data := await stream.receive_some(65536):
+                if early is not None:
+                    early += data
         except (trio.BrokenResourceError, trio.ClosedResourceError):
             pass
         self._gone(served)
