@@ -149,8 +149,8 @@ class Pipeline:
 
         async with trio.open_nursery() as nursery:
             nursery.start_soon(run_usage, usage_recv, self.ledger)
-            generation_usage, rails_usage = usage_send.clone(), usage_send.clone()
-            usage_send.close()  # the usage stage ends when both clones are closed
+            # The usage stage ends when both of these are closed (by their stages).
+            generation_usage, rails_usage = usage_send, usage_send.clone()
             with self._stages_scope, output_send, generation_usage, rails_usage:
                 context = RailContext(
                     user_message=plan.user_message,
@@ -199,9 +199,9 @@ class Pipeline:
                             stream_first=plan.stream_first or not has_rails,
                         )
                     )
-                    stages.start_soon(
-                        self._run_last_stage, windows_recv, output_send, evaluator, stages
-                    )
+                    # The rails stage runs in this task, the nursery's own: a task of its
+                    # own here would only wait for the stages to end.
+                    await self._run_last_stage(windows_recv, output_send, evaluator, stages)
 
     async def _input_passes(
         self, context: RailContext, outbox: trio.MemorySendChannel[OutputEvent]

@@ -30,7 +30,8 @@ class StreamingHandler:
     """Chunks of a ``generate_async(..., streaming_handler=handler)`` call, as they pass the rails.
 
     Its buffer is bounded: the reply waits for a consumer, so iterate the handler in a
-    concurrent task (as the seed examples do) while ``generate_async`` runs. With
+    concurrent task (as the seed examples do) while ``generate_async`` runs; once a consumer
+    has started, ``generate_async`` returns only after it has had the whole reply. With
     ``include_generation_metadata``, chunks are dicts: ``{"text": ..., "generation_info": {...}}``.
     """
 
@@ -62,6 +63,8 @@ class StreamingHandler:
         self._held = ""  # text that may still turn out to be the prefix or the suffix
         self._send, self._receive = trio.open_memory_channel[Any](buffer_size)
         self._finished = trio.Event()
+        self._reading = False  # a consumer has started iterating
+        self._drained = trio.Event()  # ... and has come to the end
 
     # NeMo's stop tokens cut its bot-message generation; here they would silently do nothing.
     @property
@@ -107,9 +110,11 @@ class StreamingHandler:
         return chunk
 
     async def _next_or_end(self) -> Any:
+        self._reading = True
         try:
             return await self._receive.receive()
         except trio.EndOfChannel:
+            self._drained.set()
             return _END
 
     async def push_chunk(
@@ -151,6 +156,15 @@ class StreamingHandler:
         if text:
             await self._hand_on(text, None)
         self.close()
+        reader = self
+        while reader.pipe_to is not None:
+            reader = reader.pipe_to  # the handler whose consumer gets the chunks
+        if reader._reading:
+            # The reply is over once its consumer has had all of it: an asyncio application
+            # whose main() returns when generate_async does (asyncio.run then cancels the
+            # consumer task) must not lose the chunks still in the buffer. Without a consumer
+            # (a handler read by wait() or .completion alone) there is nobody to wait for.
+            await reader._drained.wait()
 
     async def _hand_on(self, text: str, generation_info: Mapping[str, Any] | None) -> None:
         self.completion += text

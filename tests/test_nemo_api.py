@@ -325,6 +325,29 @@ async def test_generate_async_with_a_handler_flushes_what_the_suffix_held_back(
         assert "".join(got) == expected
 
 
+async def test_generate_async_returns_only_once_the_handlers_consumer_has_had_every_chunk(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A consumer slower than the reply (1 s per chunk): generate_async returns after it has
+    taken the last chunk and the end, so an application that stops when generate_async
+    returns (asyncio.run's main) loses nothing; a handler nobody reads does not wait."""
+    h = handler()
+    got: list[str] = []
+
+    async def read() -> None:
+        async for chunk in h:
+            await trio.sleep(1)
+            got.append(chunk)
+
+    with trio.fail_after(HANG_GUARD_S):
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(read)
+            result = await scripted().generate_async(prompt="q", streaming_handler=h)
+            assert "".join(got) == result, "generate_async returned with chunks unread"
+        unread = handler()
+        assert await scripted().generate_async(prompt="q", streaming_handler=unread) == result
+
+
 # llm=<a LangChain chat model>
 
 

@@ -2,12 +2,15 @@
 
 Checks of successive windows may overlap (up to ``max_concurrent_checks``), but verdicts are
 applied strictly in window order, so the released text is what one-by-one checking would
-give. Two tasks share the work:
+give. The stage's own task reads the windows: it starts a check task for each (waiting while
+too many are unapplied) and, with stream_first, releases passthrough tokens at once. Each
+check, once its verdict is in, waits for the check before it to be applied, then applies its
+own: it releases what its window allows or, on a block, cancels the reading and every other
+check, and the stage ends the stream.
 
-    dispatch: reads windows, starts a check for each (waiting while too many are unapplied),
-              queues it in order; with stream_first, releases passthrough tokens at once.
-    apply:    takes queued checks in order, waits for each verdict, releases what it allows;
-              on a block, cancels everything still running and ends the stream.
+One task per stream rather than a reader and an applier joined by a queue: under load each
+task and channel of a stream is a few dozen objects the cyclic garbage collector scans again
+and again (see README, Performance).
 """
 
 from __future__ import annotations
@@ -17,7 +20,6 @@ import trio
 
 from engine.messages import (
     BufferEvent,
-    EndOfTokens,
     OutputEvent,
     Passthrough,
     Released,
@@ -34,11 +36,12 @@ __all__ = ["run_rails"]
 
 @attrs.define(eq=False)
 class _Check:
-    """A window's check, queued in window order; ``done`` is set when ``verdict`` is in."""
+    """A window's check; ``applied`` is set once its verdict has been applied (its text
+    released), after the verdict of ``before``, the window's predecessor."""
 
     window: Window
-    done: trio.Event = attrs.field(factory=trio.Event)
-    verdict: Verdict | None = None
+    before: _Check | None
+    applied: trio.Event = attrs.field(factory=trio.Event)
 
 
 async def run_rails(
@@ -76,48 +79,46 @@ class _RailsStage:
         # A slot is held from a check's start until its verdict is applied, so both the checks
         # in flight and the verdicts waiting behind a slow one stay within the limit.
         self._slots = trio.Semaphore(max_concurrent_checks)
-        self._max_checks = max_concurrent_checks
         self._released_upto = 0  # stream position of the first token not yet released
         self._last_passed: Window | None = None
+        self._blocked: StreamFailed | None = None
 
     async def run(self) -> None:
-        # Room for every check the slots allow (and the end marker): a smaller queue would hold
-        # the dispatcher back, and fewer checks than allowed would overlap.
-        queue_send, queue_recv = trio.open_memory_channel[_Check | EndOfTokens](
-            self._max_checks + 1
-        )
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._dispatch, queue_send, nursery)
-            with queue_recv:
-                final = await self._apply(queue_recv)
-                # Ended (or blocked): nothing still running may release more or keep checking.
-                # Cancel before the queue closes, so the dispatcher sees Cancelled, not a
-                # broken queue.
-                nursery.cancel_scope.cancel()
+        final: OutputEvent | None = None
+        # The checks' nursery: its body reads the windows, so a block cancels both at once.
+        async with trio.open_nursery() as checks:
+            final = await self._read(checks)
+            # Ended (every check applied) or abandoned: nothing may be left running.
+            checks.cancel_scope.cancel()
+        if self._blocked is not None:
+            final = self._blocked
         if final is not None:
             await self._outbox.send(final)
 
-    async def _dispatch(
-        self, queue: trio.MemorySendChannel[_Check | EndOfTokens], nursery: trio.Nursery
-    ) -> None:
-        with queue:
-            async for first in self._inbox:
-                event: BufferEvent = first
+    async def _read(self, checks: trio.Nursery) -> OutputEvent | None:
+        last: _Check | None = None
+        async for first in self._inbox:
+            event: BufferEvent = first
+            if isinstance(event, Passthrough):
+                # Released together with any passthrough queued behind it (as buffering
+                # does with token batches): one message for all that is ready.
+                released, event = self._coalesce_passthrough(event)
+                await hand_on(self._outbox, released)
                 if isinstance(event, Passthrough):
-                    # Released together with any passthrough queued behind it (as buffering
-                    # does with token batches): one message for all that is ready.
-                    released, event = self._coalesce_passthrough(event)
-                    await hand_on(self._outbox, released)
-                    if isinstance(event, Passthrough):
-                        continue
-                if isinstance(event, Window):
-                    await self._slots.acquire()
-                    check = _Check(event)
-                    nursery.start_soon(self._check, check)
-                    await queue.send(check)
-                else:
-                    await queue.send(event)
-                    return
+                    continue
+            if isinstance(event, Window):
+                await self._slots.acquire()
+                last = _Check(event, last)
+                checks.start_soon(self._check, last, checks.cancel_scope)
+                continue
+            # The end: it follows every window's verdict, and the tail they held back.
+            if last is not None:
+                await last.applied.wait()
+            await self._release_rest()
+            if event.error is not None:
+                return StreamFailed(event.error, "error", event.cause)
+            return StreamEnded(event.finish_reason, event.tool_calls)
+        return None  # upstream went away without an end: the pipeline is being cancelled
 
     def _coalesce_passthrough(self, passthrough: Passthrough) -> tuple[Released, BufferEvent]:
         parts = [passthrough.text]
@@ -135,27 +136,28 @@ class _RailsStage:
             newest_at = queued.newest_at
         return Released("".join(parts), passthrough.oldest_at, newest_at), following
 
-    async def _check(self, check: _Check) -> None:
+    async def _check(self, check: _Check, checks: trio.CancelScope) -> None:
         assert self._evaluator is not None  # windows come only when there are rails
-        check.verdict = await self._evaluator.evaluate(check.window)
-        check.done.set()
-
-    async def _apply(
-        self, queue: trio.MemoryReceiveChannel[_Check | EndOfTokens]
-    ) -> OutputEvent | None:
-        async for item in queue:
-            if isinstance(item, EndOfTokens):
-                await self._release_rest()
-                if item.error is not None:
-                    return StreamFailed(item.error, "error", item.cause)
-                return StreamEnded(item.finish_reason, item.tool_calls)
-            await item.done.wait()
-            self._slots.release()
-            assert item.verdict is not None
-            if item.verdict.error is not None:
-                return StreamFailed(item.verdict.error, "content_filter")
-            await self._release_passed(item.window)
-        return None  # upstream went away without an end: the pipeline is being cancelled
+        verdict: Verdict | Exception
+        try:
+            verdict = await self._evaluator.evaluate(check.window)
+        except Exception as exc:
+            # A failure of the stage itself (the evaluator fails a rail closed, so this is a
+            # bug) takes its turn too: the windows before this one are released first.
+            verdict = exc
+        if check.before is not None:
+            await check.before.applied.wait()
+            check.before = None  # applied: nothing needs it any more
+        self._slots.release()
+        if isinstance(verdict, Exception):
+            raise verdict
+        if verdict.error is not None:
+            # Ended by this block: nothing still running may release more or keep checking.
+            self._blocked = StreamFailed(verdict.error, "content_filter")
+            checks.cancel()
+            return
+        await self._release_passed(check.window)
+        check.applied.set()
 
     async def _release_passed(self, window: Window) -> None:
         """Release the tokens of ``window`` that no later window will hold."""

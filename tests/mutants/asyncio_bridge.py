@@ -24,3 +24,26 @@ MUTATIONS.append(
         expect="the StreamingHandler's consumer printed",
     )
 )
+
+MUTATIONS += [
+    Mutation(
+        name="a stream read from asyncio leaves its done-callback on the consumer's task",
+        path="engine/stream.py",
+        old="                self._unbind()  # a long-lived consumer must not collect one hook per stream\n",
+        new="                pass\n",
+        tests=(
+            "tests/test_asyncio.py::test_many_sequential_and_concurrent_streams_from_asyncio_leak_nothing",
+        ),
+        expect="< 200000",
+    ),
+    Mutation(
+        name="generate_async returns before the StreamingHandler's consumer has had the reply",
+        path="engine/streaming.py",
+        old="            await reader._drained.wait()\n",
+        new="            pass\n",
+        tests=(
+            "tests/test_nemo_api.py::test_generate_async_returns_only_once_the_handlers_consumer_has_had_every_chunk",
+        ),
+        expect="generate_async returned with chunks unread",
+    ),
+]

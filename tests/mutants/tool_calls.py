@@ -22,8 +22,8 @@ MUTATIONS = [
     Mutation(
         name="the stream's end drops the tool calls",
         path="stages/rails/stage.py",
-        old="                return StreamEnded(item.finish_reason, item.tool_calls)\n",
-        new="                return StreamEnded(item.finish_reason)\n",
+        old="            return StreamEnded(event.finish_reason, event.tool_calls)\n",
+        new="            return StreamEnded(event.finish_reason)\n",
         tests=(TESTS,),
     ),
 ]
