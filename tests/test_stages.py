@@ -29,7 +29,7 @@ from engine.messages import (
 )
 from stages import UsageLedger, WindowBuffer, run_buffering, run_generation, run_rails, run_usage
 from stages.generation import ChatRequest, ScriptedProvider, split_tokens
-from stages.rails import Action, ActionRail, RailContext, WindowEvaluator
+from stages.rails import Action, ActionRail, RailContext, Verdict, WindowEvaluator
 
 from .helpers import HANG_GUARD_S, BatchProvider
 
@@ -282,6 +282,39 @@ async def test_rails_stage_passes_a_generation_error_on_after_the_checked_text(
         max_concurrent_checks=1,
     )
     assert await drain(out_recv) == [Released("ab"), StreamFailed(error, "error")]
+
+
+class SlowThenBroken:
+    """Checks window 0 in 2 s and window 1 in 1 s; window 2's check fails in the stage itself
+    (not in a rail, which the evaluator would fail closed) at once."""
+
+    async def evaluate(self, window: Window) -> Verdict:
+        if window.index == 2:
+            raise RuntimeError("the stage broke")
+        await trio.sleep(2 - window.index)
+        return Verdict()
+
+
+async def test_a_check_that_fails_in_the_stage_ends_the_stream_only_after_the_windows_ahead_of_it(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """The third check fails first, while the two before it still run: their windows are
+    released (they passed), then the failure ends the stream, as one-by-one checking would."""
+    in_send, in_recv = trio.open_memory_channel[Any](10)
+    out_send, out_recv = trio.open_memory_channel[Any](10)
+    for event in [*windows(("a", "b"), ("c", "d"), ("e", "f"), context=0), EndOfTokens("stop")]:
+        in_send.send_nowait(event)
+    with trio.fail_after(HANG_GUARD_S), pytest.raises(BaseExceptionGroup) as failed:
+        await run_rails(
+            in_recv,
+            out_send,
+            evaluator=SlowThenBroken(),  # type: ignore[arg-type]
+            stream_first=False,
+            context_size=0,
+            max_concurrent_checks=3,
+        )
+    assert failed.group_contains(RuntimeError, match="the stage broke")
+    assert await drain(out_recv) == [Released("ab"), Released("cd")]
 
 
 # usage

@@ -41,7 +41,7 @@ MUTATIONS = [
         old="            verdict = exc\n",
         new="            raise\n",
         tests=(
-            "tests/test_server_errors.py::test_a_stream_that_fails_after_its_headers_ends_with_an_error_event_and_done",
+            "tests/test_stages.py::test_a_check_that_fails_in_the_stage_ends_the_stream_only_after_the_windows_ahead_of_it",
         ),
     ),
 ]
