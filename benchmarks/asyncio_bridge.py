@@ -19,7 +19,7 @@ from typing import Any
 import trio
 
 from benchmarks.pipeline import StampingProvider, make_rails
-from engine import LLMRails
+from railstream import LLMRails
 
 MESSAGES = [{"role": "user", "content": "benchmark"}]
 

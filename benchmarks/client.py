@@ -212,7 +212,7 @@ async def _measured_in_trio(
 def run_railstream(spec: dict[str, Any], meter: Meter) -> list[dict[str, Any]]:
     import trio
 
-    from engine import LLMRails, RailsConfig
+    from railstream import LLMRails, RailsConfig
 
     rail_ms = (spec.get("rails") or {}).get("rail_ms", 0)
 

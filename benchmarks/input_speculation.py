@@ -21,7 +21,7 @@ from typing import Any
 
 import trio
 
-from engine import LLMRails, RailsConfig
+from railstream import LLMRails, RailsConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 TOKENS = 200

@@ -22,8 +22,8 @@ from typing import Any
 
 import trio
 
-from engine import LLMRails, RailsConfig, action
-from stages.generation import ChatRequest, ProviderOutcome
+from railstream import LLMRails, RailsConfig, action
+from railstream.stages.generation import ChatRequest, ProviderOutcome
 
 SECRET = re.compile(r"\bsk-[A-Za-z0-9-]{8,}")
 

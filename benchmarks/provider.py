@@ -25,9 +25,9 @@ import httpx
 import trio
 
 from benchmarks.cores import pin
-from config_schema import ModelConfig
-from engine import LLMRails, RailsConfig, action
-from stages.generation import ChatRequest, CollectTokens, HttpClients, OpenAIProvider
+from railstream import LLMRails, RailsConfig, action
+from railstream.config_schema import ModelConfig
+from railstream.stages.generation import ChatRequest, CollectTokens, HttpClients, OpenAIProvider
 
 SECRET = re.compile(r"\bsk-[A-Za-z0-9-]{8,}")
 MESSAGES = [{"role": "user", "content": "benchmark"}]

@@ -14,7 +14,7 @@ import time
 
 import trio
 
-from engine import LLMRails, RailsConfig
+from railstream import LLMRails, RailsConfig
 
 RAIL_S = 0.3  # set from --rail-ms
 

@@ -39,7 +39,7 @@ import attrs
 import httpx
 import trio
 
-from stages.generation.base import count_pieces
+from railstream.stages.generation._base import count_pieces
 from tests.helpers import ROOT
 from tests.server_process import ServerProcess
 

@@ -14,7 +14,7 @@ from fastapi import FastAPI
 from fastapi.responses import StreamingResponse
 from pydantic import BaseModel
 
-from engine import LLMRails, RailsConfig
+from railstream import LLMRails, RailsConfig
 
 rails = LLMRails(RailsConfig.from_path(os.environ.get("RAILSTREAM_CONFIG", "examples/demo")))
 app = FastAPI(title="railstream + FastAPI")

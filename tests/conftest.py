@@ -7,7 +7,7 @@ import trio
 import trio.testing
 from hypothesis import HealthCheck, settings
 
-from stages.usercode import TrioUserCode
+from railstream.stages._usercode import TrioUserCode
 
 # A quick profile while developing; CI sets CI=true and gets the thorough one.
 settings.register_profile("dev", max_examples=60, deadline=None)

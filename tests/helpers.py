@@ -7,7 +7,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from engine import LLMRails, RailsConfig
+from railstream import LLMRails, RailsConfig
 
 ROOT = Path(__file__).resolve().parent.parent
 DEMO = ROOT / "examples" / "demo"
@@ -94,7 +94,7 @@ class BatchProvider:
     async def stream(self, request: Any, emit: Any) -> Any:
         import trio
 
-        from stages.generation import ProviderOutcome
+        from railstream.stages.generation import ProviderOutcome
 
         for batch in self.batches:
             if self.delay:
@@ -128,7 +128,7 @@ class SilentAfter:
     async def stream(self, request: Any, emit: Any) -> Any:
         import trio
 
-        from stages.generation import ProviderOutcome
+        from railstream.stages.generation import ProviderOutcome
 
         try:
             for token in self.tokens:

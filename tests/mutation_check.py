@@ -31,9 +31,12 @@ from pathlib import Path
 
 import attrs
 
+from tests.linktree import build_linktree
+
 __all__ = ["Mutation", "all_mutations", "main"]
 
 ROOT = Path(__file__).resolve().parent.parent
+LINKTREE = Path("build") / "linktree"
 _SKIP = {
     ".git",
     ".venv",
@@ -85,7 +88,10 @@ def _copy_project(dest: Path) -> None:
 
 
 def _pytest(copy: Path, tests: Sequence[str], timeout: float) -> tuple[int | None, str, float]:
-    env = {**os.environ, "PYTHONPATH": str(copy), "HYPOTHESIS_PROFILE": "dev"}
+    # The copy's own railstream first: its link tree is searched before the editable install's
+    # import hook, which would load the unmutated project.
+    path = os.pathsep.join([str(copy / LINKTREE), str(copy)])
+    env = {**os.environ, "PYTHONPATH": path, "HYPOTHESIS_PROFILE": "dev"}
     command = [sys.executable, "-m", "pytest", "-x", "-q", "-p", "no:cacheprovider", *tests]
     started = time.monotonic()
     try:
@@ -142,6 +148,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="railstream-mutants-") as tmp:
         copy = Path(tmp) / "main"
         _copy_project(copy)
+        build_linktree(copy / LINKTREE, copy)
         # The tests read the shared corpus (../shared/nemo-configs) beside the project.
         shared = ROOT.parent / "shared"
         if shared.exists():

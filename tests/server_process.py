@@ -26,7 +26,7 @@ class ServerProcess:
             [
                 sys.executable,
                 "-m",
-                "engine.cli",
+                "railstream",
                 "server",
                 "--config",
                 str(config_dir),

@@ -1,6 +1,6 @@
 """railstream from asyncio: the seeds' examples verbatim, cancellation across the bridge, no leaks.
 
-Under asyncio the trio pipeline runs in trio's guest mode on the asyncio loop (engine.asyncio_bridge).
+Under asyncio the trio pipeline runs in trio's guest mode on the asyncio loop (railstream.facade._asyncio_bridge).
 These tests run real asyncio event loops (asyncio.run), so they are plain sync tests.
 """
 
@@ -27,8 +27,8 @@ import httpx
 import pytest
 import trio
 
-from engine import GenerationError, LLMRails, RailsConfig
-from engine.errors import DownstreamError
+from railstream import GenerationError, LLMRails, RailsConfig
+from railstream.stages._errors import DownstreamError
 
 from .helpers import DEMO, ROOT, make_rails
 
@@ -67,8 +67,8 @@ def seed_blocks() -> list[tuple[str, int, str]]:
 def railstream_imports(code: str) -> str:
     """The only change to a seed example: railstream's imports for NeMo Guardrails'."""
     return code.replace(
-        "from nemoguardrails.streaming import", "from engine.streaming import"
-    ).replace("from nemoguardrails import", "from engine import")
+        "from nemoguardrails.streaming import", "from railstream.streaming import"
+    ).replace("from nemoguardrails import", "from railstream import")
 
 
 def run_notebook(blocks: list[str], runner: Any, cwd: Path) -> dict[str, Any]:
@@ -361,7 +361,7 @@ def test_a_crashed_guest_run_is_reported_and_the_next_call_gets_a_new_one(
 ) -> None:
     """A failure of the guest run itself is logged (nothing else awaits it), its caller gets
     an error rather than a silent cancellation, and the bridge starts afresh."""
-    from engine.asyncio_bridge import AsyncioBridge
+    from railstream.facade._asyncio_bridge import AsyncioBridge
 
     class Fatal(BaseException):  # passes every `except Exception`: it ends the guest run
         pass

@@ -6,8 +6,8 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.messages import Window
-from stages.buffering import WindowBuffer
+from railstream.stages._buffering import WindowBuffer
+from railstream.stages._messages import Window
 
 from .strategies import batches, distinct_tokens, geometry
 

@@ -12,10 +12,14 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from config_schema import BlocklistConfig, ConfigError
-from engine import LLMRails, RailsConfig
-from stages.buffering import WindowBuffer
-from stages.rails import BlocklistCheckOutput, normalise_blocklist_text, parse_safety_answer
+from railstream import LLMRails, RailsConfig
+from railstream.config_schema import BlocklistConfig, ConfigError
+from railstream.stages._buffering import WindowBuffer
+from railstream.stages.rails import (
+    BlocklistCheckOutput,
+    normalise_blocklist_text,
+    parse_safety_answer,
+)
 
 from .helpers import HANG_GUARD_S, USER, collect, make_rails, scripted_yaml
 from .strategies import disguised, geometry, split_into_tokens

@@ -9,8 +9,9 @@ from typing import Any
 
 import trio
 
-from engine import ChunkLatency, LLMRails
-from engine.messages import (
+from railstream import ChunkLatency, LLMRails
+from railstream.stages._buffering import WindowBuffer, run_buffering
+from railstream.stages._messages import (
     BufferEvent,
     EndOfTokens,
     GenerationEnded,
@@ -21,8 +22,7 @@ from engine.messages import (
     TokenBatch,
     Window,
 )
-from stages.buffering import WindowBuffer, run_buffering
-from stages.rails import run_rails
+from railstream.stages.rails import run_rails
 
 from .helpers import HANG_GUARD_S, USER, BatchProvider, rails_on
 

@@ -37,7 +37,7 @@ def railstream(
     *args: str, stdin: str = "", env: dict[str, str] | None = None
 ) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "engine.cli", *args],
+        [sys.executable, "-m", "railstream", *args],
         input=stdin,
         capture_output=True,
         text=True,
@@ -83,6 +83,34 @@ def test_chat_needs_a_config_argument() -> None:
     assert result.stderr == "railstream chat: give a CONFIG folder, or --server-url URL\n"
 
 
+def test_version_prints_the_installed_version() -> None:
+    import railstream as package
+
+    result = railstream("--version")
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == f"railstream {package.__version__}\n"
+
+
+def test_chat_does_not_load_the_server(demo: Path) -> None:
+    # hypercorn and starlette are the server's: `railstream server` imports them, a chat never.
+    code = (
+        "import sys\n"
+        "from railstream.cli import main\n"
+        f"assert main(['chat', {str(demo)!r}]) == 0\n"
+        "print([m for m in ('railstream.server', 'hypercorn', 'starlette') if m in sys.modules])\n"
+    )
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        input="",
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout == "[]\n"
+
+
 def test_chat_through_a_server(demo: Path) -> None:
     from .server_process import ServerProcess
 
@@ -92,7 +120,7 @@ def test_chat_through_a_server(demo: Path) -> None:
             [
                 sys.executable,
                 "-m",
-                "engine.cli",
+                "railstream",
                 "chat",
                 "--server-url",
                 server.url,
@@ -125,7 +153,7 @@ def test_ctrl_c_stops_the_reply_and_the_chat_goes_on(tmp_path: Path) -> None:
         f"      delay_ms: 20\n      responses: ['{long_reply}', 'second answer']\n"
     )
     chat = subprocess.Popen(
-        [sys.executable, "-m", "engine.cli", "chat", str(tmp_path), "--streaming"],
+        [sys.executable, "-m", "railstream", "chat", str(tmp_path), "--streaming"],
         stdin=subprocess.PIPE,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -239,7 +267,7 @@ async def test_a_model_error_is_one_line_for_its_reply_and_the_chat_goes_on(
     flags = ["--streaming"] if streaming else []
     with trio.fail_after(HANG_GUARD_S):
         result = await trio.run_process(
-            [sys.executable, "-m", "engine.cli", "chat", str(folder), *flags],
+            [sys.executable, "-m", "railstream", "chat", str(folder), *flags],
             stdin=b"one\ntwo\nthree\n",
             capture_stdout=True,
             capture_stderr=True,
@@ -349,7 +377,7 @@ def test_the_readme_server_lines_can_be_pasted(tmp_path: Path) -> None:
     with socket.socket() as probe:  # a free port instead of 8000, which may be taken here
         probe.bind(("127.0.0.1", 0))
         port = str(probe.getsockname()[1])
-    start = start.replace(".venv/bin/railstream", f"{sys.executable} -m engine.cli")
+    start = start.replace(".venv/bin/railstream", f"{sys.executable} -m railstream")
     script = "\n".join(
         [start.replace("8000", port), "server=$!", request.replace("8000", port), "kill $server"]
     )

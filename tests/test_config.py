@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from engine import ConfigError, RailsConfig
-from engine.llmrails import LLMRails
+from railstream import ConfigError, RailsConfig
+from railstream.facade._llmrails import LLMRails
 
 from .helpers import DEMO
 
@@ -277,7 +277,7 @@ def test_actions_py_registers_marked_functions_under_their_names(tmp_path: Path)
         {
             "config.yml": SCRIPTED,
             "actions.py": (
-                "from engine import action\n\n"
+                "from railstream import action\n\n"
                 "@action()\ndef plain(bot_message): return True\n\n"
                 "@action(name='renamed')\nasync def other(bot_message): return True\n\n"
                 "def helper(): pass\n"

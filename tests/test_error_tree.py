@@ -11,8 +11,8 @@ import pytest
 import trio
 import trio.testing
 
-from engine import LLMRails, StreamingHandler
-from engine.errors import (
+from railstream import LLMRails, StreamingHandler
+from railstream.stages._errors import (
     DownstreamError,
     GenerationError,
     ProviderConnectionError,
@@ -104,3 +104,42 @@ async def test_an_unreachable_provider_is_a_connection_error(
         with trio.fail_after(HANG_GUARD_S), pytest.raises(ProviderConnectionError) as raised:
             await generate(rails, streamed=streamed)
     assert type(raised.value) is ProviderConnectionError
+
+
+def railstream_exceptions() -> list[type[BaseException]]:
+    """Every exception class defined in railstream's modules (each module imported)."""
+    import importlib
+    import inspect
+
+    from .test_layout import find_modules
+
+    found: dict[str, type[BaseException]] = {}
+    for name in find_modules():
+        if name.endswith(".__main__"):  # runs the command line when imported
+            continue
+        module = importlib.import_module(name)
+        for _, obj in inspect.getmembers(module, inspect.isclass):
+            if issubclass(obj, BaseException) and obj.__module__.startswith("railstream"):
+                found[obj.__qualname__] = obj
+    return [found[k] for k in sorted(found)]
+
+
+def test_every_exception_railstream_defines_is_a_railstream_error() -> None:
+    """One tree: ``except railstream.RailstreamError`` catches whatever railstream raises of
+    its own. Warnings are not raised but warned, and stay outside it."""
+    from railstream import RailstreamError
+
+    outside = [
+        e.__qualname__
+        for e in railstream_exceptions()
+        if not issubclass(e, Warning) and not issubclass(e, RailstreamError)
+    ]
+    assert outside == []
+
+
+def test_the_error_tree_is_drawn_whole_in_the_errors_module() -> None:
+    from railstream.stages import _errors
+
+    drawn = _errors.__doc__ or ""
+    missing = [e.__qualname__ for e in railstream_exceptions() if e.__qualname__ not in drawn]
+    assert missing == []

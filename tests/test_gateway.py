@@ -48,7 +48,7 @@ GUARDED = ("early", "mid", "down", "fails-mid")
 FAILING_RAIL = """
 import re
 
-from engine import action
+from railstream import action
 
 SECRET = re.compile(r"\\bsk-[A-Za-z0-9-]{8,}")
 

@@ -8,10 +8,10 @@ import pytest
 import trio
 import trio.testing
 
-from engine import GenerationResponse, LLMRails, RailsConfig, StreamingHandler
-from engine.errors import DownstreamError
-from engine.llmrails import BLOCKED_REPLY, INTERNAL_ERROR_REPLY
-from stages.rails import parse_judge_answer
+from railstream import GenerationResponse, LLMRails, RailsConfig, StreamingHandler
+from railstream.facade._llmrails import BLOCKED_REPLY, INTERNAL_ERROR_REPLY
+from railstream.stages._errors import DownstreamError
+from railstream.stages.rails import parse_judge_answer
 
 from .helpers import HANG_GUARD_S, USER, BatchProvider, collect, make_rails
 

@@ -18,12 +18,12 @@ import trio
 torch = pytest.importorskip("torch")
 transformers = pytest.importorskip("transformers")
 
-from engine import GenerationError, LLMRails, RailsConfig  # noqa: E402
-from stages.generation.huggingface import (  # noqa: E402
+from railstream import GenerationError, LLMRails, RailsConfig  # noqa: E402
+from railstream.huggingface import (  # noqa: E402
     AsyncTextIteratorStreamer,
     HuggingFacePipelineCompatible,
-    huggingface_provider,
 )
+from railstream.stages.generation.huggingface import huggingface_provider  # noqa: E402
 
 HANG_GUARD_S = 120
 USER = [{"role": "user", "content": "tell me about the fox"}]
@@ -235,7 +235,7 @@ def test_the_engine_from_config_loads_a_model_path(model_dir: Path) -> None:
 
 
 def test_a_config_without_a_model_path_is_refused() -> None:
-    from engine import ConfigError
+    from railstream import ConfigError
 
     with pytest.raises(
         ConfigError,
@@ -475,7 +475,7 @@ def test_a_device_that_cannot_be_used_fails_at_load_saying_which(
 def test_a_device_of_the_wrong_kind_is_a_config_error(
     parameters: dict[str, Any], problem: str
 ) -> None:
-    from engine import ConfigError
+    from railstream import ConfigError
 
     doc = {
         "models": [

@@ -14,9 +14,9 @@ import pytest
 import trio
 import trio.testing
 
-from config_schema import ConfigError
-from engine import LLMRails, RailsConfig
-from engine.llmrails import BLOCKED_REPLY
+from railstream import LLMRails, RailsConfig
+from railstream.config_schema import ConfigError
+from railstream.facade._llmrails import BLOCKED_REPLY
 
 from .helpers import HANG_GUARD_S
 from .openai_server import FakeOpenAI, Script
@@ -383,7 +383,7 @@ rails:
 """
 
 SERVER_ACTIONS = """
-from engine import action
+from railstream import action
 
 
 @action(blocking=False)

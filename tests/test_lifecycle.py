@@ -15,7 +15,7 @@ import pytest
 import trio
 import trio.testing
 
-from engine import StreamState, StreamStateError
+from railstream import StreamState, StreamStateError
 
 from .helpers import HANG_GUARD_S, USER, SilentAfter, rails_on
 from .openai_server import FakeOpenAI, Script
@@ -146,7 +146,7 @@ async def test_a_consumer_cancelled_between_chunks_closes_the_providers_http_str
     server = FakeOpenAI()
     await nursery.start(server.serve)
     server.script(Script(tokens=[f"t{i} " for i in range(5_000)], delay=0.01))
-    from engine import LLMRails
+    from railstream import LLMRails
 
     rails = LLMRails(config(server.base_url))
     kept: list[Any] = []

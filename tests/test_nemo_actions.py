@@ -16,9 +16,9 @@ import pytest
 import trio
 import trio.testing
 
-from config_schema import ConfigError
-from engine import LLMRails, RailsConfig
-from engine.llmrails import BLOCKED_REPLY
+from railstream import LLMRails, RailsConfig
+from railstream.config_schema import ConfigError
+from railstream.facade._llmrails import BLOCKED_REPLY
 
 from .helpers import HANG_GUARD_S
 
@@ -142,7 +142,7 @@ def test_an_import_of_nemo_railstream_lacks_fails_with_one_line(
     assert str(failed.value) == (
         f"{tmp_path / 'actions.py'}:4: imports {what}, which is NeMo Guardrails' and not part of "
         "railstream (it provides `action` and `ActionResult` from nemoguardrails.actions; the "
-        "rest of NeMo is not installed, nor needed): import what the action needs from engine, "
+        "rest of NeMo is not installed, nor needed): import what the action needs from railstream, "
         "or write the action without it"
     )
 

@@ -17,7 +17,7 @@ import pytest
 import trio
 import trio.testing
 
-from engine import (
+from railstream import (
     GenerationResponse,
     InvalidRequestError,
     LLMRails,
@@ -25,7 +25,7 @@ from engine import (
     StreamingHandler,
     StreamingNotSupportedError,
 )
-from engine.llmrails import BLOCKED_REPLY
+from railstream.facade._llmrails import BLOCKED_REPLY
 
 from .helpers import HANG_GUARD_S, ROOT
 from .openai_server import FakeOpenAI, Script
@@ -142,7 +142,7 @@ async def test_a_long_replys_completion_is_kept_to_the_logs_cap_whatever_its_len
 ) -> None:
     """What the log keeps of the main call's reply is bounded (so is a stream's memory): the
     first characters, and a note of how many tokens there were."""
-    from stages.usage import MAX_TEXT_CHARS
+    from railstream.stages._usage import MAX_TEXT_CHARS
 
     reply = " ".join(f"w{i}" for i in range(20_000))
     rails = LLMRails(
@@ -167,7 +167,7 @@ def test_verbose_logs_each_llm_call_and_rail_run_to_stderr() -> None:
     """As NeMo's verbose: the calls and rail runs of each call, logged as it ends (in a
     process of its own: verbose sets up the engine logger, which is process state)."""
     program = (
-        "from engine import LLMRails, RailsConfig\n"
+        "from railstream import LLMRails, RailsConfig\n"
         f"rails = LLMRails(RailsConfig.from_content(yaml_content={SCRIPTED!r}), verbose=True)\n"
         "rails.register_action(lambda bot_message: 'forty' not in bot_message, 'check_no_secrets')\n"
         "rails.generate(prompt='q')\n"
@@ -190,7 +190,7 @@ def test_verbose_logs_each_llm_call_and_rail_run_to_stderr() -> None:
 
 def test_without_verbose_nothing_is_printed() -> None:
     program = (
-        "from engine import LLMRails, RailsConfig\n"
+        "from railstream import LLMRails, RailsConfig\n"
         f"rails = LLMRails(RailsConfig.from_content(yaml_content={SCRIPTED!r}))\n"
         "rails.register_action(lambda bot_message: True, 'check_no_secrets')\n"
         "rails.generate(prompt='q')\n"

@@ -7,6 +7,7 @@ doing what NeMo's example does: ``check blocked terms`` blocks "proprietary".
 
 from __future__ import annotations
 
+import os
 import warnings
 from collections.abc import AsyncIterator
 from pathlib import Path
@@ -17,14 +18,20 @@ import pytest
 import trio
 import trio.testing
 
-from config_schema import ConfigIgnoredWarning
-from engine import LLMRails, RailsConfig
-from engine.llmrails import BLOCKED_REPLY
+from railstream import LLMRails, RailsConfig
+from railstream.config_schema import ConfigIgnoredWarning
+from railstream.facade._llmrails import BLOCKED_REPLY
 
 from .helpers import HANG_GUARD_S, ROOT
 from .openai_server import FakeOpenAI, Script
 
 CORPUS = ROOT.parent / "shared" / "nemo-configs"
+# A user's fresh clone has no ../shared: these tests are skipped there, and the project's own
+# NeMo-shaped folders (tests/nemo_shapes, run by tests/test_nemo_corpus.py) cover the shapes.
+published = pytest.mark.skipif(
+    not CORPUS.is_dir(),
+    reason="NeMo's published configs are not beside this checkout (../shared/nemo-configs)",
+)
 # Self check input, self check output and a custom output action, with instructions and a
 # sample conversation (which railstream ignores, saying so).
 SELF_CHECKING = ["getting_started_output_rails", "input_output_rails_only"]
@@ -86,6 +93,7 @@ def answer(*tokens: str) -> Script:
     return Script(tokens=list(tokens))
 
 
+@published
 @pytest.mark.parametrize("folder", SELF_CHECKING)
 async def test_a_clean_reply_passes_input_and_output_rails_with_the_instructions_as_system(
     autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any, folder: str
@@ -117,6 +125,7 @@ async def test_a_clean_reply_passes_input_and_output_rails_with_the_instructions
     ]
 
 
+@published
 @pytest.mark.parametrize("folder", SELF_CHECKING)
 async def test_a_message_self_check_input_blocks_is_refused_and_the_model_never_asked(
     autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any, folder: str
@@ -129,6 +138,7 @@ async def test_a_message_self_check_input_blocks_is_refused_and_the_model_never_
     assert len(server.served) == 1  # the judge only
 
 
+@published
 @pytest.mark.parametrize("folder", SELF_CHECKING)
 async def test_a_reply_the_custom_output_action_blocks_is_refused(
     autojump_clock: trio.testing.MockClock, server: FakeOpenAI, rails_for: Any, folder: str
@@ -144,8 +154,14 @@ async def test_a_reply_the_custom_output_action_blocks_is_refused(
     assert reply.log.activated_rails[-1].stop
 
 
-def test_the_corpus_is_there() -> None:
-    """The folders the tests above read (a missing corpus must fail, not skip)."""
+def test_the_corpus_is_there_in_ci() -> None:
+    """The folders the tests above read: CI has them beside its clone, where a skip would
+    hide every test over them; a user's clone may not."""
+    if not CORPUS.is_dir():
+        assert not os.environ.get("CI"), f"CI runs without {CORPUS}"
+        pytest.skip(
+            "NeMo's published configs are not beside this checkout (../shared/nemo-configs)"
+        )
     assert all((CORPUS / folder / "config.yml").is_file() for folder in SELF_CHECKING)
     assert isinstance(CORPUS, Path)
 
@@ -164,8 +180,8 @@ models:
 def test_nim_is_nvidias_openai_compatible_endpoint_with_nvidias_key_never_openais(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from config_schema.engines import OpenAISettings
-    from stages.generation.openai import resolve_api_key
+    from railstream.config_schema._engines import OpenAISettings
+    from railstream.stages.generation._openai import resolve_api_key
 
     monkeypatch.setenv("OPENAI_API_KEY", "sk-openai-key")
     monkeypatch.delenv("NVIDIA_API_KEY", raising=False)
@@ -225,15 +241,16 @@ async def test_vllm_openai_with_nemos_spellings_reaches_its_server_by_name(
 def test_nemo_model_spellings_that_disagree_are_refused_with_their_line(
     model: str, problem: str
 ) -> None:
-    from config_schema import ConfigError
+    from railstream.config_schema import ConfigError
 
     with pytest.raises(ConfigError) as failed:
         RailsConfig.from_content(yaml_content="models:\n  - type: main\n" + model)
     assert str(failed.value) == problem
 
 
+@published
 def test_the_llama_guard_folders_vllm_model_is_read_as_nemo_means_it() -> None:
-    from config_schema.engines import OpenAISettings
+    from railstream.config_schema._engines import OpenAISettings
 
     guard = RailsConfig.from_path(CORPUS / "llama_guard").model("llama_guard")
     assert guard is not None
@@ -263,7 +280,7 @@ def test_the_llama_guard_folders_vllm_model_is_read_as_nemo_means_it() -> None:
 def test_a_flow_is_its_name_and_its_dollar_parameters(
     text: str, name: str, parameters: dict[str, str]
 ) -> None:
-    from config_schema.flows import parse_flow
+    from railstream.config_schema._flows import parse_flow
 
     flow = parse_flow(text)
     assert (flow.text, flow.name, dict(flow.parameters)) == (text, name, parameters)
@@ -288,7 +305,7 @@ def test_a_flow_is_its_name_and_its_dollar_parameters(
     ],
 )
 def test_a_flow_that_cannot_be_read_is_refused_with_its_line(flow: str, problem: str) -> None:
-    from config_schema import ConfigError
+    from railstream.config_schema import ConfigError
 
     yaml = (
         "models:\n  - {type: main, engine: scripted, parameters: {responses: [hi]}}\n"
@@ -376,10 +393,11 @@ async def test_content_safety_rails_ask_the_model_their_parameter_names(
     assert judged[0] == "content_safety_check_input"
 
 
+@published
 def test_a_published_folder_without_its_prompts_is_refused_naming_each_missing_task() -> None:
     """gs_content_safety comes without its prompts.yml: each flow's missing prompt is named,
     with its file and line."""
-    from config_schema import ConfigError
+    from railstream.config_schema import ConfigError
 
     folder = CORPUS / "gs_content_safety"
     with pytest.raises(ConfigError) as failed:
@@ -394,6 +412,7 @@ def test_a_published_folder_without_its_prompts_is_refused_naming_each_missing_t
     ]
 
 
+@published
 @pytest.mark.parametrize(
     ("guard_in", "guard_out", "reply", "stopped"),
     [
@@ -448,6 +467,7 @@ async def test_the_llama_guard_folder_runs_its_guard_on_input_and_output(
         ),
     ],
 )
+@published
 async def test_the_content_safety_2024_folder_reads_each_guard_by_its_output_parser(
     autojump_clock: trio.testing.MockClock,
     server: FakeOpenAI,
@@ -477,7 +497,7 @@ async def test_the_content_safety_2024_folder_reads_each_guard_by_its_output_par
 
 
 def test_an_unknown_output_parser_is_refused_naming_the_known_ones() -> None:
-    from config_schema import ConfigError
+    from railstream.config_schema import ConfigError
 
     yaml = (
         "models:\n  - {type: main, engine: scripted, parameters: {responses: [hi]}}\n"
@@ -492,12 +512,13 @@ def test_an_unknown_output_parser_is_refused_naming_the_known_ones() -> None:
     )
 
 
+@published
 def test_a_nemo_rail_railstream_lacks_is_refused_at_load_unless_actions_py_serves_it(
     tmp_path: Path,
 ) -> None:
     """rag_output_rails' ``self check facts`` needs retrieval: one line naming it. A folder
     whose actions.py has ``self_check_facts`` runs its own."""
-    from config_schema import ConfigError
+    from railstream.config_schema import ConfigError
 
     folder = CORPUS / "rag_output_rails"
     with pytest.raises(ConfigError) as failed:
@@ -515,7 +536,7 @@ def test_a_nemo_rail_railstream_lacks_is_refused_at_load_unless_actions_py_serve
         "rails:\n  output:\n    flows: [self check facts]\n"
     )
     (tmp_path / "actions.py").write_text(
-        "from engine import action\n\n\n@action()\ndef self_check_facts(bot_message):\n"
+        "from railstream import action\n\n\n@action()\ndef self_check_facts(bot_message):\n"
         "    return True\n"
     )
     LLMRails(RailsConfig.from_path(tmp_path)).check()
@@ -527,7 +548,7 @@ def test_an_actions_py_of_a_judges_name_needs_no_prompt_for_it(tmp_path: Path) -
         "rails:\n  output:\n    flows: [self check output]\n    streaming: {enabled: true}\n"
     )
     (tmp_path / "actions.py").write_text(
-        "from engine import action\n\n\n@action()\ndef self_check_output(bot_message):\n"
+        "from railstream import action\n\n\n@action()\ndef self_check_output(bot_message):\n"
         "    return 'hi' not in bot_message\n"
     )
     rails = LLMRails(RailsConfig.from_path(tmp_path))
@@ -585,6 +606,6 @@ def test_an_actions_py_of_a_judges_name_needs_no_prompt_for_it(tmp_path: Path) -
 def test_each_output_parser_reads_its_models_answers_and_blocks_what_it_cannot_read(
     parser: str, answer: str, verdict: tuple[bool, list[str]]
 ) -> None:
-    from stages.rails.builtin import parse_with
+    from railstream.stages.rails._parsers import parse_with
 
     assert parse_with(parser, answer) == verdict

@@ -1,21 +1,27 @@
-"""Every folder of NeMo Guardrails' published configs (``../shared/nemo-configs/``), read from
-there, its models pointed at the tests' OpenAI-compatible server (and its jailbreak endpoint at
-a local classifier), the custom actions it names registered: a clean reply, a blocked user
-message and a blocked reply, through its input and output rails; streamed where the folder
-streams (``rails.output.streaming.enabled``), whole otherwise.
+"""NeMo Guardrails config folders as their users have them, each read from where it lies, its
+models pointed at the tests' OpenAI-compatible server (and its jailbreak endpoint at a local
+classifier), the custom actions it names registered: a clean reply, a blocked user message and
+a blocked reply, through its input and output rails; streamed where the folder streams
+(``rails.output.streaming.enabled``), whole otherwise.
+
+Two corpora: the folders this project wrote in NeMo's shapes (``tests/nemo_shapes/``, always
+here), and NeMo's published configs (``../shared/nemo-configs/``), read from beside the
+checkout where it is there and skipped, saying so, where it is not (a user's fresh clone).
 
 Each model answers as its kind answers (:func:`judge`): self check judges ``Yes``/``No``, Llama
 Guard ``safe``/``unsafe`` + categories, ShieldGemma ``Yes``/``No``, NemoGuard JSON, Nemotron
 reasoning ``Prompt harm:``/``Response harm:``, topic control ``on-topic``/``off-topic``; each
-takes :data:`MARK` for unsafe. The four folders published without their prompts are refused
-naming each missing task; with prompts added (as their users' own folders have them), they run.
+takes :data:`MARK` for unsafe. Folders without their prompts are refused naming each missing
+task; with prompts added (as their users' own folders have them), they run.
 """
 
 from __future__ import annotations
 
 import json
+import os
 import warnings
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Mapping
+from pathlib import Path
 from typing import Any
 
 import attrs
@@ -23,15 +29,13 @@ import pytest
 import trio
 import trio.testing
 
-from config_schema import ConfigError, ConfigIgnoredWarning
-from engine import LLMRails, RailsConfig
-from engine.llmrails import BLOCKED_REPLY
+from railstream import ConfigError, ConfigIgnoredWarning, LLMRails, RailsConfig
+from railstream.facade import BLOCKED_REPLY
 
 from .helpers import HANG_GUARD_S, ROOT
 from .jailbreak_server import JailbreakServer
 from .openai_server import FakeOpenAI, Script
 
-CORPUS = ROOT.parent / "shared" / "nemo-configs"
 MARK = "XYZZY"  # what every judge and custom action here takes for unsafe
 CLEAN_ASK = "When does the office open?"
 CLEAN_REPLY = ["The office", " opens", " at", " nine", " every", " weekday."]
@@ -84,7 +88,7 @@ def dummy_input_rail(user_message: str) -> bool:
     return MARK not in user_message
 
 
-# The prompts the four newest folders are published without, as their users' folders hold
+# The prompts four of NeMo's published folders come without, as their users' folders hold
 # them (NeMo's task names and parsers; the texts shortened).
 NEMOGUARD_PROMPTS = """
 prompts:
@@ -126,17 +130,6 @@ prompts:
     output_parser: nemotron_reasoning_parse_response_safety
     max_tokens: 400
 """
-ADDED_PROMPTS = {
-    "gs_content_safety": NEMOGUARD_PROMPTS,
-    "nemoguards": NEMOGUARD_PROMPTS + TOPIC_PROMPT,
-    "nemoguards_stream": NEMOGUARD_PROMPTS + TOPIC_PROMPT,
-    "content_safety_reasoning": REASONING_PROMPTS,
-}
-# Folders that cannot run here, and the one line that says why.
-REFUSED = {
-    "rag_output_rails": "'self check facts' is one of NeMo's built-in rails that railstream "
-    "does not have: it checks the reply against the chunks NeMo's retrieval found",
-}
 
 
 @attrs.frozen
@@ -146,9 +139,78 @@ class Case:
     input: tuple[str, ...]
     output: tuple[str, ...]
     ignored: tuple[str, ...] = ()  # keys accepted with a ConfigIgnoredWarning
+    no_think: bool = False  # rails.config.content_safety.reasoning is off: prompts say /no_think
 
 
-CASES = {
+@attrs.frozen
+class Corpus:
+    """A folder of config folders, what each guards, and why it may be absent."""
+
+    name: str
+    root: Path
+    cases: Mapping[str, Case]
+    refused: Mapping[str, str]  # folder -> the line that says why it cannot run here
+    added_prompts: Mapping[str, str]  # folder published without prompts -> its users' prompts
+    absent: str  # why the tests over it are skipped where it is not there
+
+    def is_here(self) -> bool:
+        return self.root.is_dir()
+
+
+SHIELDS = Case(
+    (
+        'content safety check input $model="content_safety"',
+        "topic safety check input $model=topic_control",
+        "jailbreak detection model",
+    ),
+    ("content safety check output $model=content_safety",),
+)
+RETRIEVAL_REFUSED = (
+    "'self check facts' is one of NeMo's built-in rails that railstream "
+    "does not have: it checks the reply against the chunks NeMo's retrieval found"
+)
+OWN = Corpus(
+    name="own",
+    root=ROOT / "tests" / "nemo_shapes",
+    cases={
+        "help_desk_self_checks": Case(
+            ("self check input",),
+            ("self check output", "check blocked terms"),
+            ("sample_conversation",),
+        ),
+        "guard_on_vllm": Case(("llama guard check input",), ("llama guard check output",)),
+        "shields_on_nim": SHIELDS,
+        "shields_without_prompts": SHIELDS,
+        "reasoning_judge": Case(
+            ("content safety check input $model=content_safety_reasoning",),
+            ("content safety check output $model=content_safety_reasoning",),
+            no_think=True,
+        ),
+        "dialog_keys_ignored": Case(
+            ("dummy input rail",),
+            ("self check output", "check blocked terms"),
+            ("sample_conversation", "rails.dialog"),
+        ),
+    },
+    refused={"needs_retrieval": RETRIEVAL_REFUSED},
+    added_prompts={
+        "shields_without_prompts": (
+            ROOT / "tests" / "nemo_shapes" / "shields_on_nim" / "prompts.yml"
+        ).read_text()
+    },
+    absent="tests/nemo_shapes is part of the project",
+)
+
+
+PUBLISHED_ADDED_PROMPTS = {
+    "gs_content_safety": NEMOGUARD_PROMPTS,
+    "nemoguards": NEMOGUARD_PROMPTS + TOPIC_PROMPT,
+    "nemoguards_stream": NEMOGUARD_PROMPTS + TOPIC_PROMPT,
+    "content_safety_reasoning": REASONING_PROMPTS,
+}
+
+
+PUBLISHED_CASES = {
     "getting_started_output_rails": Case(
         ("self check input",),
         ("self check output", "check blocked terms"),
@@ -188,61 +250,97 @@ CASES = {
     "content_safety_reasoning": Case(
         ("content safety check input $model=content_safety_reasoning",),
         ("content safety check output $model=content_safety_reasoning",),
+        no_think=True,
     ),
 }
-CASES["nemoguards_stream"] = CASES["nemoguards"]
+PUBLISHED_CASES["nemoguards_stream"] = PUBLISHED_CASES["nemoguards"]
 
 
-def test_every_folder_of_the_corpus_is_covered_here() -> None:
-    folders = {p.name for p in CORPUS.iterdir() if p.is_dir()}
-    assert folders == set(CASES) | set(REFUSED)
+PUBLISHED = Corpus(
+    name="published",
+    root=ROOT.parent / "shared" / "nemo-configs",
+    cases=PUBLISHED_CASES,
+    refused={"rag_output_rails": RETRIEVAL_REFUSED},
+    added_prompts=PUBLISHED_ADDED_PROMPTS,
+    absent="NeMo's published configs are not beside this checkout (../shared/nemo-configs); "
+    "the project's own folders in tests/nemo_shapes cover the same shapes",
+)
+CORPORA = (OWN, PUBLISHED)
 
 
-@pytest.mark.parametrize("folder", sorted(ADDED_PROMPTS))
+def folders(table: str) -> list[Any]:
+    """(corpus, folder) for each folder of each corpus's ``table``, skipped (saying why) where
+    the corpus is absent."""
+    return [
+        pytest.param(
+            corpus,
+            folder,
+            id=f"{corpus.name}/{folder}",
+            marks=[] if corpus.is_here() else [pytest.mark.skip(reason=corpus.absent)],
+        )
+        for corpus in CORPORA
+        for folder in sorted(getattr(corpus, table))
+    ]
+
+
+@pytest.mark.parametrize("corpus", CORPORA, ids=lambda c: c.name)
+def test_every_folder_of_the_corpus_is_covered_here(corpus: Corpus) -> None:
+    if not corpus.is_here():
+        # CI has the published corpus beside its clone: a skip there would hide its tests.
+        assert not os.environ.get("CI"), f"CI runs without {corpus.root}"
+        pytest.skip(corpus.absent)
+    found = {p.name for p in corpus.root.iterdir() if p.is_dir()}
+    assert found == set(corpus.cases) | set(corpus.refused)
+
+
+@pytest.mark.parametrize(("corpus", "folder"), folders("added_prompts"))
 def test_a_folder_published_without_its_prompts_is_refused_naming_each_missing_task(
-    folder: str,
+    corpus: Corpus, folder: str
 ) -> None:
     with pytest.raises(ConfigError) as failed:
-        RailsConfig.from_path(CORPUS / folder)
+        RailsConfig.from_path(corpus.root / folder)
     lines = str(failed.value).splitlines()
     expected = [
         f"flow {flow!r} needs a prompt with task {task!r} in prompts"
-        for flow in (*CASES[folder].input, *CASES[folder].output)
+        for flow in (*corpus.cases[folder].input, *corpus.cases[folder].output)
         if flow != "jailbreak detection model"
         for task in [
             flow.replace(" check ", "_check_")
             .replace("content safety", "content_safety")
             .replace("topic safety", "topic_safety")
+            .replace('"', "")
         ]
     ]
     assert len(lines) == len(expected)
-    config_yml = CORPUS / folder / "config.yml"
+    config_yml = corpus.root / folder / "config.yml"
     for line, problem in zip(lines, expected, strict=True):
         assert line.startswith(f"{config_yml}:")
         assert line.endswith(problem)
 
 
-@pytest.mark.parametrize("folder", sorted(REFUSED))
-def test_a_folder_needing_what_railstream_lacks_is_refused_saying_why(folder: str) -> None:
+@pytest.mark.parametrize(("corpus", "folder"), folders("refused"))
+def test_a_folder_needing_what_railstream_lacks_is_refused_saying_why(
+    corpus: Corpus, folder: str
+) -> None:
     with pytest.raises(ConfigError) as failed:
-        RailsConfig.from_path(CORPUS / folder)
-    assert REFUSED[folder] in str(failed.value)
+        RailsConfig.from_path(corpus.root / folder)
+    assert corpus.refused[folder] in str(failed.value)
 
 
-def load(folder: str) -> RailsConfig:
-    """The folder as published; for the four without prompts, with them added. The keys it
+def load(corpus: Corpus, folder: str) -> RailsConfig:
+    """The folder as it lies; for those without prompts, with them added. The keys it
     ignores are those of its case, each with one warning."""
-    config_yml = CORPUS / folder / "config.yml"
+    config_yml = corpus.root / folder / "config.yml"
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always")
-        if folder in ADDED_PROMPTS:
+        if folder in corpus.added_prompts:
             config = RailsConfig.from_content(
-                yaml_content=config_yml.read_text(), prompts_content=ADDED_PROMPTS[folder]
+                yaml_content=config_yml.read_text(), prompts_content=corpus.added_prompts[folder]
             )
         else:
-            config = RailsConfig.from_path(CORPUS / folder)
+            config = RailsConfig.from_path(corpus.root / folder)
     assert all(w.category is ConfigIgnoredWarning for w in caught)
-    assert [str(w.message).split(": ")[1] for w in caught] == list(CASES[folder].ignored)
+    assert [str(w.message).split(": ")[1] for w in caught] == list(corpus.cases[folder].ignored)
     return config
 
 
@@ -291,8 +389,8 @@ async def rails_for(servers: tuple[FakeOpenAI, JailbreakServer]) -> AsyncIterato
     made: list[LLMRails] = []
     fake, classifier = servers
 
-    def make(folder: str) -> LLMRails:
-        rails = LLMRails(pointed_at(load(folder), fake.base_url, classifier.url))
+    def make(corpus: Corpus, folder: str) -> LLMRails:
+        rails = LLMRails(pointed_at(load(corpus, folder), fake.base_url, classifier.url))
         rails.register_action(check_blocked_terms, "check_blocked_terms")
         rails.register_action(dummy_input_rail, "dummy_input_rail")
         rails.check()
@@ -333,16 +431,17 @@ def main_calls(fake: FakeOpenAI) -> int:
     )
 
 
-@pytest.mark.parametrize("folder", sorted(CASES))
+@pytest.mark.parametrize(("corpus", "folder"), folders("cases"))
 async def test_a_folder_streams_clean_and_blocks_on_input_and_on_output(
     autojump_clock: trio.testing.MockClock,
     servers: tuple[FakeOpenAI, JailbreakServer],
     rails_for: Any,
+    corpus: Corpus,
     folder: str,
 ) -> None:
     fake, classifier = servers
-    case = CASES[folder]
-    rails = rails_for(folder)
+    case = corpus.cases[folder]
+    rails = rails_for(corpus, folder)
 
     reply, blocked, log = await ask(rails, CLEAN_ASK)
     assert (reply, blocked) == ("".join(CLEAN_REPLY), None)
@@ -363,7 +462,7 @@ async def test_a_folder_streams_clean_and_blocks_on_input_and_on_output(
     assert blocked["param"] in case.output
     if not rails.config.rails.output.streaming.enabled:
         assert reply == BLOCKED_REPLY
-    if folder == "content_safety_reasoning":  # rails.config.content_safety.reasoning: off
+    if case.no_think:  # rails.config.content_safety.reasoning: off
         prompts = [s.body["messages"][0]["content"] for s in fake.served]
         assert any(p.rstrip().endswith("/no_think") for p in prompts)
 

@@ -14,10 +14,10 @@ import pytest
 import trio
 import trio.testing
 
-from config_schema import ConfigError, ConfigIgnoredWarning
-from engine import LLMRails, RailsConfig
-from engine.llmrails import BLOCKED_REPLY
-from stages.rails.builtin import TOPIC_SAFETY_OUTPUT_RESTRICTION
+from railstream import LLMRails, RailsConfig
+from railstream.config_schema import ConfigError, ConfigIgnoredWarning
+from railstream.facade._llmrails import BLOCKED_REPLY
+from railstream.stages.rails._judges import TOPIC_SAFETY_OUTPUT_RESTRICTION
 
 from .helpers import HANG_GUARD_S
 from .jailbreak_server import JailbreakServer

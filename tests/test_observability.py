@@ -17,7 +17,7 @@ import httpx
 import pytest
 import trio
 
-from engine.pipeline import CHANNEL_CAPACITY
+from railstream.runtime._pipeline import CHANNEL_CAPACITY
 
 from .openai_server import FakeOpenAI, Script
 from .server_process import ServerProcess
@@ -37,7 +37,7 @@ rails:
     streaming: {{enabled: true, chunk_size: 4, context_size: 1}}
 """
 ACTIONS = (
-    "from engine import action\n\n\n"
+    "from railstream import action\n\n\n"
     "@action()\n"
     "def check_no_secrets(bot_message: str) -> bool:\n"
     "    return 'launch code' not in bot_message\n"

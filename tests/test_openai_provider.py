@@ -12,13 +12,13 @@ import pytest
 import trio
 import trio.testing
 
-from config_schema import ModelConfig
-from engine import ConfigError, LLMRails, RailsConfig
-from engine.errors import DownstreamError, ProviderTimeoutError
-from engine.messages import Usage
-from stages.generation import ChatRequest, CollectTokens, HttpClients, OpenAIProvider
-from stages.generation.http_client import POOL_SIZE
-from stages.generation.openai import _usage
+from railstream import ConfigError, LLMRails, RailsConfig
+from railstream.config_schema import ModelConfig
+from railstream.stages._errors import DownstreamError, ProviderTimeoutError
+from railstream.stages._messages import Usage
+from railstream.stages.generation import ChatRequest, CollectTokens, HttpClients, OpenAIProvider
+from railstream.stages.generation._http_client import POOL_SIZE
+from railstream.stages.generation._openai import _usage
 
 from .helpers import HANG_GUARD_S, USER, collect
 from .openai_server import FakeOpenAI, Script
@@ -685,7 +685,7 @@ async def test_self_check_output_blocks_when_the_judge_says_yes(
 def test_api_key_comes_from_the_named_env_var_or_openai_api_key(
     monkeypatch: pytest.MonkeyPatch,
 ) -> None:
-    from stages.generation.openai import resolve_api_key
+    from railstream.stages.generation._openai import resolve_api_key
 
     base = config("http://127.0.0.1:1/v1").models[0]
     no_key = type(base)(

@@ -14,11 +14,11 @@ import trio.testing
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.messages import Released, StreamEnded, StreamFailed
-from engine.pipeline import Pipeline, PipelinePlan
-from stages.buffering import WindowBuffer
-from stages.generation import ChatRequest
-from stages.rails import Action, ActionRail
+from railstream.runtime._pipeline import Pipeline, PipelinePlan
+from railstream.stages._buffering import WindowBuffer
+from railstream.stages._messages import Released, StreamEnded, StreamFailed
+from railstream.stages.generation import ChatRequest
+from railstream.stages.rails import Action, ActionRail
 
 from .helpers import HANG_GUARD_S, BatchProvider
 from .strategies import batches, distinct_tokens, geometry

@@ -1,4 +1,5 @@
-"""The project's surface: exports, import order, and README's commands agreeing with CI."""
+"""The project's surface: exports, every module importable first, and README's commands
+agreeing with CI."""
 
 from __future__ import annotations
 
@@ -8,13 +9,30 @@ from pathlib import Path
 
 import pytest
 
-import config_schema
-import engine
-import stages
+import railstream
+import railstream.cli
+import railstream.config_schema
+import railstream.facade
+import railstream.runtime
+import railstream.server
+import railstream.stages
+import railstream.stages.generation
+import railstream.stages.rails
 
 from .helpers import ROOT
+from .linktree import package_dirs
 
-PACKAGES = [engine, stages, config_schema]
+PACKAGES = [
+    railstream,
+    railstream.cli,
+    railstream.config_schema,
+    railstream.facade,
+    railstream.runtime,
+    railstream.server,
+    railstream.stages,
+    railstream.stages.generation,
+    railstream.stages.rails,
+]
 
 
 @pytest.mark.parametrize("package", PACKAGES, ids=lambda p: p.__name__)
@@ -25,26 +43,34 @@ def test_public_names_are_sorted_and_importable(package: object) -> None:
         assert getattr(package, name) is not None
 
 
-def test_spec_public_api_is_exported_from_engine() -> None:
+def test_spec_public_api_is_exported_from_railstream() -> None:
     for name in ("LLMRails", "RailsConfig", "ConfigError", "StreamingNotSupportedError", "action"):
-        assert name in engine.__all__
-    from engine.streaming import StreamingHandler
+        assert name in railstream.__all__
+    from railstream.streaming import StreamingHandler
 
-    assert StreamingHandler is engine.StreamingHandler
+    assert StreamingHandler is railstream.StreamingHandler
 
 
 def modules() -> list[str]:
-    found = []
-    for package in ("engine", "stages", "config_schema"):
-        for path in sorted((ROOT / package).rglob("*.py")):
-            parts = path.relative_to(ROOT).with_suffix("").parts
-            found.append(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return found
+    """Every module of the package, by its import name (the folders as pyproject maps them)."""
+    found = set()
+    dirs = package_dirs()
+    for package, folder in dirs.items():
+        nested = [f for p, f in dirs.items() if p != package and p.startswith(f"{package}.")]
+        for path in sorted(folder.rglob("*.py")):
+            if any(path.is_relative_to(n) for n in nested):
+                continue
+            parts = (*package.split("."), *path.relative_to(folder).with_suffix("").parts)
+            if parts[-1] == "__main__":
+                continue
+            found.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
+    return sorted(found)
 
 
 @pytest.mark.parametrize("module", modules())
 def test_every_module_imports_first_in_a_fresh_interpreter(module: str) -> None:
-    """engine and stages import each other's modules: whichever comes first must work."""
+    """Whichever module an application imports first, it loads: nothing depends on import
+    order."""
     result = subprocess.run(
         [sys.executable, "-c", f"import {module}"], capture_output=True, text=True, check=False
     )
@@ -72,7 +98,7 @@ def test_demo_paths_in_readme_exist() -> None:
 
 
 def test_the_readme_config_reference_is_a_valid_config() -> None:
-    from engine import RailsConfig
+    from railstream import RailsConfig
 
     readme = (ROOT / "README.md").read_text()
     block = (
@@ -83,3 +109,30 @@ def test_the_readme_config_reference_is_a_valid_config() -> None:
     config = RailsConfig.from_content(yaml_content=block)
     assert config.rails.output.streaming.rail_timeouts_s == {"check no secrets": 2}
     assert config.rails.output.blocklist.words == ("internal-only", "launch code")
+
+
+def test_public_objects_show_the_path_users_import_them_by() -> None:
+    import inspect
+    from importlib.metadata import version
+
+    shown = {
+        name: obj.__module__
+        for name in railstream.__all__
+        for obj in [getattr(railstream, name)]
+        if inspect.isclass(obj) or inspect.isfunction(obj)
+    }
+    assert set(shown.values()) == {"railstream"}, shown
+    assert repr(railstream.LLMRails) == "<class 'railstream.LLMRails'>"
+    assert railstream.stages.generation.ChatRequest.__module__ == "railstream.stages.generation"
+    assert railstream.__version__ == version("railstream")
+
+
+def test_a_config_still_loads_after_its_classes_were_renamed() -> None:
+    """The renaming reads each attrs class's string annotations first: cattrs, structuring
+    a config later, must not look for them in railstream's namespace."""
+    config = railstream.RailsConfig.from_content(
+        yaml_content="models:\n  - {type: main, engine: scripted, parameters: {responses: [hi]}}\n"
+    )
+    assert config.model("main") is not None
+    assert railstream.GenerationOptions.__module__ == "railstream"
+    assert railstream.facade.parse_options({"log": {"llm_calls": True}}).log.llm_calls

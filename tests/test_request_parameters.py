@@ -11,7 +11,7 @@ import httpx
 import pytest
 import trio
 
-from engine import InvalidRequestError, LLMRails, RailsConfig
+from railstream import InvalidRequestError, LLMRails, RailsConfig
 
 from .openai_server import FakeOpenAI, Script
 from .server_process import ServerProcess

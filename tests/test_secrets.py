@@ -13,7 +13,7 @@ import pytest
 import trio
 import trio.testing
 
-from engine import LLMRails, RailsConfig
+from railstream import LLMRails, RailsConfig
 
 from .helpers import HANG_GUARD_S, collect
 from .openai_server import FakeOpenAI, Script

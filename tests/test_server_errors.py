@@ -175,7 +175,7 @@ async def test_a_stream_request_to_a_config_that_cannot_stream_is_a_400_with_the
 # A rail whose exception cannot be turned into text: the rails' fail-closed handling itself
 # raises while describing it, and the failure escapes the pipeline to the server.
 FLAKY_ACTIONS = """\
-from engine import action
+from railstream import action
 
 
 class Unprintable(Exception):

@@ -287,7 +287,7 @@ def test_a_negative_grace_is_refused(tmp_path: Path, grace: str) -> None:
         [
             sys.executable,
             "-m",
-            "engine.cli",
+            "railstream",
             "server",
             "--config",
             str(tmp_path),

@@ -495,7 +495,7 @@ rails:
 """
 STALLING_ACTIONS = (
     "import time\n\n"
-    "from engine import action\n\n\n"
+    "from railstream import action\n\n\n"
     "@action()\n"
     "async def stall_the_loop(bot_message: str) -> bool:\n"
     "    time.sleep(1.0)  # on the event loop, on purpose: a server too busy to read\n"

@@ -87,7 +87,7 @@ def test_a_worker_that_dies_takes_the_server_down_with_it(tmp_path: Path) -> Non
 
 def test_workers_must_be_one_or_more() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "engine.cli", "server", "--config", str(DEMO), "--workers", "0"],
+        [sys.executable, "-m", "railstream", "server", "--config", str(DEMO), "--workers", "0"],
         capture_output=True,
         text=True,
         cwd=ROOT,

@@ -9,9 +9,14 @@ import pytest
 from hypothesis import given
 from hypothesis import strategies as st
 
-from engine.errors import GenerationError
-from stages.generation.http_errors import HTTPX_ERRORS, map_httpx_error
-from stages.generation.sse import DEFAULT_MAX_EVENT_BYTES, SSEDecoder, SSEEvent, SSELimitError
+from railstream.stages._errors import GenerationError
+from railstream.stages.generation._http_errors import HTTPX_ERRORS, map_httpx_error
+from railstream.stages.generation._sse import (
+    DEFAULT_MAX_EVENT_BYTES,
+    SSEDecoder,
+    SSEEvent,
+    SSELimitError,
+)
 
 
 def decode(pieces: list[bytes], limit: int = DEFAULT_MAX_EVENT_BYTES) -> list[SSEEvent]:

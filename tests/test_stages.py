@@ -9,8 +9,16 @@ import pytest
 import trio
 import trio.testing
 
-from engine.errors import GenerationError
-from engine.messages import (
+from railstream.stages import (
+    UsageLedger,
+    WindowBuffer,
+    run_buffering,
+    run_generation,
+    run_rails,
+    run_usage,
+)
+from railstream.stages._errors import GenerationError
+from railstream.stages._messages import (
     EndOfTokens,
     GenerationEnded,
     GenerationEvent,
@@ -27,9 +35,8 @@ from engine.messages import (
     Usage,
     Window,
 )
-from stages import UsageLedger, WindowBuffer, run_buffering, run_generation, run_rails, run_usage
-from stages.generation import ChatRequest, ScriptedProvider, split_tokens
-from stages.rails import Action, ActionRail, RailContext, Verdict, WindowEvaluator
+from railstream.stages.generation import ChatRequest, ScriptedProvider, split_tokens
+from railstream.stages.rails import Action, ActionRail, RailContext, Verdict, WindowEvaluator
 
 from .helpers import HANG_GUARD_S, BatchProvider
 

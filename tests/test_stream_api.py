@@ -11,7 +11,7 @@ import pytest
 import trio
 import trio.testing
 
-from engine import (
+from railstream import (
     ConfigError,
     GenerationError,
     InvalidRequestError,
@@ -22,9 +22,9 @@ from engine import (
     StreamState,
     StreamStateError,
 )
-from engine.errors import DownstreamError
-from engine.pipeline import CHANNEL_CAPACITY
-from stages.generation import ScriptedProvider
+from railstream.runtime._pipeline import CHANNEL_CAPACITY
+from railstream.stages._errors import DownstreamError
+from railstream.stages.generation import ScriptedProvider
 
 from .helpers import DEMO, HANG_GUARD_S, USER, collect, make_rails, scripted_yaml
 

@@ -10,7 +10,7 @@ import pytest
 import trio
 import trio.testing
 
-from engine import LLMRails
+from railstream import LLMRails
 
 from .helpers import HANG_GUARD_S, USER
 from .openai_server import FakeOpenAI, Script

@@ -15,7 +15,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 from opentelemetry.sdk.trace.export.in_memory_span_exporter import InMemorySpanExporter
 
-from engine import LLMRails, RailsConfig
+from railstream import LLMRails, RailsConfig
 
 from .helpers import HANG_GUARD_S
 from .openai_server import FakeOpenAI, Script

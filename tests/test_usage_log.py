@@ -8,10 +8,10 @@ from typing import Any
 import trio
 import trio.testing
 
-from engine import LLMRails, RailsConfig
-from engine.messages import LLMCall, Usage
-from stages.generation import Completion, ProviderOutcome
-from stages.usage import MAX_LOG_TEXT_CHARS, MAX_TEXT_CHARS, UsageLedger
+from railstream import LLMRails, RailsConfig
+from railstream.stages._messages import LLMCall, Usage
+from railstream.stages._usage import MAX_LOG_TEXT_CHARS, MAX_TEXT_CHARS, UsageLedger
+from railstream.stages.generation import Completion, ProviderOutcome
 
 from .helpers import HANG_GUARD_S, USER
 

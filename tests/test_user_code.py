@@ -221,7 +221,7 @@ async def test_a_sync_action_declared_non_blocking_runs_on_the_loop_and_still_fa
 ) -> None:
     """@action(blocking=False) skips the worker thread (for pure computation); a verdict it
     returns after its deadline still does not count."""
-    from engine import action
+    from railstream import action
 
     seen: list[threading.Thread] = []
 

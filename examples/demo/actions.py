@@ -2,7 +2,7 @@
 
 import re
 
-from engine import action
+from railstream import action
 
 # sk- followed by key characters: the shape of OpenAI-style secret keys.
 SECRET = re.compile(r"\bsk-[A-Za-z0-9-]{8,}")

@@ -20,10 +20,16 @@ from typing import Any
 
 import trio
 
-from engine.errors import GenerationError
-from engine.messages import Usage
-
-from .base import ChatMessage, ChatRequest, CollectTokens, Completion, Emit, ProviderOutcome
+from .._errors import GenerationError
+from .._messages import Usage
+from ._base import (
+    ChatMessage,
+    ChatRequest,
+    CollectTokens,
+    Completion,
+    Emit,
+    ProviderOutcome,
+)
 
 __all__ = ["AsyncTextIteratorStreamer", "HuggingFacePipelineCompatible", "huggingface_provider"]
 

@@ -5,7 +5,7 @@ from tests.mutation_check import Mutation
 MUTATIONS = [
     Mutation(
         name="a crashed guest run is dropped silently",
-        path="engine/asyncio_bridge.py",
+        path="engine/facade/_asyncio_bridge.py",
         old="        if isinstance(result, outcome.Error):\n",
         new="        if False:\n",
         tests=(
@@ -17,7 +17,7 @@ MUTATIONS = [
 MUTATIONS.append(
     Mutation(
         name="the seed's StreamingHandler example yields nothing under asyncio",
-        path="engine/streaming.py",
+        path="engine/facade/_streaming_handler.py",
         old="            await self._send.send(text)\n",
         new="            pass\n",
         tests=("tests/test_asyncio.py::test_every_seed_example_runs_as_printed_under_asyncio",),
@@ -28,7 +28,7 @@ MUTATIONS.append(
 MUTATIONS += [
     Mutation(
         name="a stream read from asyncio leaves its done-callback on the consumer's task",
-        path="engine/stream.py",
+        path="engine/facade/_rails_stream.py",
         old="                self._unbind()  # a long-lived consumer must not collect one hook per stream\n",
         new="                pass\n",
         tests=(
@@ -38,7 +38,7 @@ MUTATIONS += [
     ),
     Mutation(
         name="generate_async returns before the StreamingHandler's consumer has had the reply",
-        path="engine/streaming.py",
+        path="engine/facade/_streaming_handler.py",
         old="            await reader._drained.wait()\n",
         new="            pass\n",
         tests=(

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from tests.mutation_check import Mutation
 
-_RAIL = "stages/rails/builtin.py"
+_RAIL = "stages/rails/_blocklist.py"
 _MATCHING = "tests/test_builtin_rails.py::test_blocklist_matching"
 _PROPERTY = (
     "tests/test_builtin_rails.py::"
@@ -106,7 +106,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="blocklist: the loader accepts a blank word",
-        path="config_schema/loader.py",
+        path="config_schema/_checks.py",
         old="        if not word.strip():",
         new="        if False:",
         tests=("tests/test_builtin_rails.py::test_a_blank_word_is_still_a_config_error",),

@@ -9,7 +9,7 @@ S = "tests/test_server.py::"
 MUTATIONS = [
     Mutation(
         name="gateway: a streamed block ends with an error event (LiteLLM falls back on it)",
-        path="engine/server/app.py",
+        path="engine/server/_sse_reply.py",
         old="                if blocked and not self._block_error_event:\n",
         new="                if False:\n",
         tests=(
@@ -21,14 +21,14 @@ MUTATIONS = [
     ),
     Mutation(
         name="gateway: --block-error-event is ignored",
-        path="engine/server/app.py",
+        path="engine/server/_sse_reply.py",
         old="        self._block_error_event = block_error_event\n",
         new="        self._block_error_event = False\n",
         tests=(S + "test_with_block_error_event_a_block_also_ends_with_the_error_event",),
     ),
     Mutation(
         name="gateway: a block's last chunk does not say which rail blocked it",
-        path="engine/server/app.py",
+        path="engine/server/_sse_reply.py",
         old='        final["guardrails"] = {\n',
         new='        final["_unused"] = {\n',
         tests=(
@@ -39,14 +39,14 @@ MUTATIONS = [
     ),
     Mutation(
         name="gateway: a blocked whole reply does not name its rail",
-        path="engine/server/app.py",
-        old="            guardrails.update(redactor.error(error.to_dict()))\n",
+        path="engine/server/_app.py",
+        old="            guardrails.update(self.redactor.error(error.to_dict()))\n",
         new="            pass\n",
         tests=(S + "test_a_blocked_whole_reply_is_a_content_filter_completion_naming_the_rail",),
     ),
     Mutation(
         name="gateway: a blocked whole reply finishes 'stop' (content_policy_fallbacks miss it)",
-        path="engine/server/app.py",
+        path="engine/server/_app.py",
         old='            "content_filter"\n            if stopped is not None\n',
         new='            "stop"\n            if stopped is not None\n',
         tests=(
@@ -56,7 +56,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="cli: a remote chat misses a block that ends with content_filter",
-        path="engine/cli.py",
+        path="engine/cli/_remote.py",
         old="                        if blocked:\n",
         new="                        if False:\n",
         tests=("tests/test_cli.py::test_chat_through_a_server",),

@@ -39,7 +39,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="stage-cut-off-usage-dropped",
-        path="stages/generation/stage.py",
+        path="stages/generation/_stage.py",
         old='usage=outcome_usage if status == "completed" else emit.reported_usage,',
         new="usage=outcome_usage,",
         tests=(
@@ -86,7 +86,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="hf-device-and-device-map-both-accepted",
-        path="config_schema/engines.py",
+        path="config_schema/_engines.py",
         old="    if device is not None and device_map is not None:",
         new="    if False:",
         tests=(f"{TESTS}::test_a_device_of_the_wrong_kind_is_a_config_error",),

@@ -7,7 +7,7 @@ LIFECYCLE = "tests/test_lifecycle.py"
 MUTATIONS = [
     Mutation(
         name="a block does not cancel generation",
-        path="engine/pipeline.py",
+        path="engine/runtime/_pipeline.py",
         old="        # The stream is over (ended, blocked, or abandoned): nothing upstream may keep running.\n        stages.cancel_scope.cancel()\n",
         new="        pass\n",
         tests=(
@@ -17,7 +17,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="the token channel is unbounded",
-        path="engine/pipeline.py",
+        path="engine/runtime/_pipeline.py",
         old='CHANNEL_CAPACITY = {"tokens": 16,',
         new='CHANNEL_CAPACITY = {"tokens": 1_000_000,',
         tests=(
@@ -27,7 +27,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="a consumer task that ends or is cancelled does not cancel its pipeline",
-        path="engine/stream.py",
+        path="engine/facade/_rails_stream.py",
         old="            self._token.run_sync_soon(cancel)\n",
         new="            pass\n",
         tests=(
@@ -38,7 +38,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="a stream closed under its reader ends normally",
-        path="engine/stream.py",
+        path="engine/facade/_rails_stream.py",
         old="        if event is None and self._runner.crash is None:\n",
         new="        if False:\n",
         tests=(
@@ -51,7 +51,7 @@ MUTATIONS = [
 MUTATIONS.append(
     Mutation(
         name="an asyncio consumer task that is cancelled does not cancel its pipeline",
-        path="engine/stream.py",
+        path="engine/facade/_rails_stream.py",
         old="                token.run_sync_soon(cancel)\n",
         new="                pass\n",
         tests=(

@@ -4,7 +4,7 @@ end after every verdict (tests/test_pipeline_properties.py, tests/test_stages.py
 from tests.mutation_check import Mutation
 
 PROPERTIES = "tests/test_pipeline_properties.py"
-STAGE = "stages/rails/stage.py"
+STAGE = "stages/rails/_stage.py"
 
 MUTATIONS = [
     Mutation(

@@ -23,7 +23,7 @@ MUTATIONS = [
     # 1. a client that leaves before the first chunk, or during a whole reply
     Mutation(
         name="server: no one watches for the client's disconnect before the reply starts",
-        path="engine/server/app.py",
+        path="engine/server/_disconnect.py",
         old="        nursery.start_soon(watch, nursery.cancel_scope)\n",
         new="",
         tests=LEAVES,
@@ -32,7 +32,7 @@ MUTATIONS = [
     # 2. broken configs
     Mutation(
         name="server: configs are not checked at start-up (a flow with no rail loads)",
-        path="engine/server/registry.py",
+        path="engine/server/_registry.py",
         old="                loaded.check()\n",
         new="",
         tests=NO_RAIL,
@@ -40,7 +40,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="server: a problem found after loading loses its line",
-        path="config_schema/loader.py",
+        path="config_schema/_loader.py",
         old="    return ConfigProblem(file=doc.file, line=doc.line(path), path=where, problem=problem)\n",
         new="    return ConfigProblem(file=doc.file, line=None, path=where, problem=problem)\n",
         tests=NO_RAIL,
@@ -48,7 +48,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="server: a stream request to a config that cannot stream is a 500",
-        path="engine/server/app.py",
+        path="engine/server/_app.py",
         old="        except StreamingNotSupportedError as exc:\n",
         new="        except ZeroDivisionError as exc:\n",
         tests=CANNOT_STREAM,
@@ -57,7 +57,7 @@ MUTATIONS = [
     # 3. a failure after the headers
     Mutation(
         name="server: a stream's failure after its headers cuts the connection",
-        path="engine/server/app.py",
+        path="engine/server/_sse_reply.py",
         old='            return {**_STREAM_FAILED, "failed": True}\n',
         new="            raise\n",
         tests=FAILS_MID_STREAM,
@@ -65,16 +65,16 @@ MUTATIONS = [
     ),
     Mutation(
         name="server: a stream's failure after its headers is not logged",
-        path="engine/server/app.py",
-        old='            _log_failure(self._redactor, f"config {self._config_id!r}: the stream failed", exc)\n',
-        new="            pass\n",
+        path="engine/server/_sse_reply.py",
+        old='                log_failure(self._redactor, f"config {self._config_id!r}: the stream failed", exc)\n',
+        new="                pass\n",
         tests=FAILS_MID_STREAM,
         expect="the stream failed",
     ),
     # 4. where the model lives
     Mutation(
         name="server: the provider's (POST <url>) reaches the client",
-        path="engine/server/upstream.py",
+        path="engine/server/_upstream.py",
         old='        text = _WHERE.sub("", text)\n',
         new="",
         tests=WHERE,
@@ -82,7 +82,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="server: an upstream's address in an error reaches the client",
-        path="engine/server/upstream.py",
+        path="engine/server/_upstream.py",
         old="            text = text.replace(endpoint, UPSTREAM)\n",
         new="            pass\n",
         tests=WHERE,
@@ -90,7 +90,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="server: a mid-stream model error reaches the client unredacted",
-        path="engine/server/app.py",
+        path="engine/server/_sse_reply.py",
         old="                event(self._redactor.error(item))\n",
         new="                event(item)\n",
         tests=WHERE,
@@ -98,7 +98,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="server: an error before the first token reaches the client unredacted",
-        path="engine/server/upstream.py",
+        path="engine/server/_upstream.py",
         old='    message = redactor.for_client(str(error.get("message")))\n',
         new='    message = str(error.get("message"))\n',
         tests=WHERE + KEY_ECHO,
@@ -107,7 +107,7 @@ MUTATIONS = [
     # 5. the upstream's errors are the upstream's
     Mutation(
         name="server: an upstream 401 reaches the client as a 401",
-        path="engine/server/upstream.py",
+        path="engine/server/_upstream.py",
         old='    401: (502, "upstream_auth_failed"),\n',
         new='    401: (401, "upstream_auth_failed"),\n',
         tests=UPSTREAM_STATUS,
@@ -115,7 +115,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="server: an upstream 429's Retry-After is dropped",
-        path="engine/server/upstream.py",
+        path="engine/server/_upstream.py",
         old='            headers["Retry-After"] = str(math.ceil(retry))\n',
         new="            pass\n",
         tests=UPSTREAM_STATUS,
@@ -123,7 +123,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="provider: a refusal's Retry-After is not kept on the DownstreamError",
-        path="stages/generation/openai.py",
+        path="stages/generation/_openai.py",
         old="            retry_after_s=_retry_after(response),\n",
         new="",
         tests=UPSTREAM_STATUS,
@@ -131,7 +131,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="stream: the provider's exception behind an error chunk is not kept",
-        path="engine/stream.py",
+        path="engine/facade/_rails_stream.py",
         old="            self._error_cause = event.cause\n",
         new="",
         tests=UPSTREAM_STATUS,
@@ -140,7 +140,7 @@ MUTATIONS = [
     # 19. secrets, config ids, the bearer scheme, health
     Mutation(
         name="server: the model's key (from the environment) is not among the secrets redacted",
-        path="engine/server/upstream.py",
+        path="engine/server/_upstream.py",
         old="                    found.add(key)\n",
         new="                    pass\n",
         tests=KEY_ECHO,
@@ -148,7 +148,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="server: a config_id of 'guarded\\n' is accepted (match with $, not fullmatch)",
-        path="engine/server/registry.py",
+        path="engine/server/_registry.py",
         old="            if not _ID.fullmatch(config_id):\n                raise HttpError(",
         new='            if not re.match(r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,127}$", config_id):\n                raise HttpError(',
         tests=CONFIG_ID,
@@ -156,16 +156,16 @@ MUTATIONS = [
     ),
     Mutation(
         name="server: the bearer scheme must be spelt 'Bearer'",
-        path="engine/server/app.py",
-        old='        return scheme.lower() == "bearer" and hmac.compare_digest(\n',
-        new='        return scheme == "Bearer" and hmac.compare_digest(\n',
+        path="engine/server/_limits.py",
+        old='    return scheme.lower() == "bearer" and hmac.compare_digest(\n',
+        new='    return scheme == "Bearer" and hmac.compare_digest(\n',
         tests=AUTH,
         expect="== [200, 200, 200, 200]",
     ),
     Mutation(
         name="server: /healthz lists the configs to anyone",
-        path="engine/server/app.py",
-        old="        if authorized(request):\n",
+        path="engine/server/_app.py",
+        old="        if authorized(self.limits, request):\n",
         new="        if True:\n",
         tests=AUTH,
         expect="== (200, {'status': 'ok'})",

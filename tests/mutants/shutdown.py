@@ -7,9 +7,12 @@ from __future__ import annotations
 
 from tests.mutation_check import Mutation
 
-_APP = "engine/server/app.py"
-_RUN = "engine/server/run.py"
-_CLI = "engine/cli.py"
+_APP = "engine/server/_app.py"
+_SHUTDOWN = "engine/server/_shutdown.py"
+_SSE_REPLY = "engine/server/_sse_reply.py"
+_DISCONNECT = "engine/server/_disconnect.py"
+_RUN = "engine/server/_run.py"
+_CLI = "engine/cli/_serve.py"
 _T = "tests/test_server_shutdown.py::"
 _STREAMS = (
     _T + "test_sigterm_ends_every_stream_with_an_error_and_done_cancels_upstreams_and_exits_0"
@@ -23,8 +26,8 @@ _LATE = _T + "test_a_request_whose_body_arrives_after_sigterm_gets_a_503"
 MUTATIONS = [
     Mutation(
         name="shutdown: streams in flight are not ended when the grace is over",
-        path=_APP,
-        old="        for reply in list(self._replies):\n            reply.end()\n",
+        path=_SHUTDOWN,
+        old="        for reply in list(self.replies):\n            reply.end()\n",
         new="",
         tests=(_STREAMS,),
         # hypercorn's hard stop cuts them: the client reads a chunked body never finished.
@@ -32,7 +35,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="shutdown: a stream whose model is silent is not woken to end",
-        path=_APP,
+        path=_SSE_REPLY,
         old="        if self._waiting is not None:\n            self._waiting.cancel()\n",
         new="",
         tests=(_GRACE,),
@@ -40,15 +43,15 @@ MUTATIONS = [
     ),
     Mutation(
         name="shutdown: an ended stream gets [DONE] without the shutting-down event",
-        path=_APP,
-        old="                event(_SHUTTING_DOWN)\n",
+        path=_SSE_REPLY,
+        old="                event(SHUTTING_DOWN)\n",
         new="",
         tests=(_STREAMS,),
         expect="is_shutting_down_event",
     ),
     Mutation(
         name="shutdown: the ended streams are not counted in the log",
-        path=_APP,
+        path=_SSE_REPLY,
         old="                self._shutdown.streams_ended += 1\n",
         new="",
         tests=(_STREAMS,),
@@ -56,7 +59,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="shutdown: a whole reply still being made is not ended at the grace (cut later)",
-        path=_APP,
+        path=_DISCONNECT,
         old="        nursery.start_soon(end_on_shutdown, nursery.cancel_scope)\n",
         new="",
         tests=(_GRACE,),
@@ -81,7 +84,7 @@ MUTATIONS = [
     Mutation(
         name="shutdown: a body that completes after the signal is served",
         path=_APP,
-        old="            if shutdown.begun:\n",
+        old="            if self.shutdown.begun:\n",
         new="            if False:\n",
         tests=(_LATE,),
         expect="HTTP/1.1 200",

@@ -6,9 +6,10 @@ from __future__ import annotations
 
 from tests.mutation_check import Mutation
 
-_APP = "engine/server/app.py"
-_RUN = "engine/server/run.py"
-_WIRE = "engine/server/wire.py"
+_SSE_REPLY = "engine/server/_sse_reply.py"
+_LIMITS = "engine/server/_limits.py"
+_RUN = "engine/server/_run.py"
+_WIRE = "engine/server/_wire.py"
 _T = "tests/test_server_transport.py::"
 _GIVEN_BACK = _T + "test_a_streamed_response_gives_its_connection_back"
 _BAD_JSON = _T + "test_json_that_parses_but_is_no_valid_request_is_a_400"
@@ -16,7 +17,7 @@ _BAD_JSON = _T + "test_json_that_parses_but_is_no_valid_request_is_a_400"
 MUTATIONS = [
     Mutation(
         name="transport: a stream's final send is made within the disconnect watcher's reach",
-        path=_APP,
+        path=_SSE_REPLY,
         old="                last = await self._write(send)\n",
         new=(
             "                last = await self._write(send)\n"
@@ -33,17 +34,17 @@ MUTATIONS = [
     ),
     Mutation(
         name="transport: no time bound on reading a body",
-        path=_APP,
-        old="            with trio.move_on_after(limits.body_timeout_s):\n",
-        new="            with trio.CancelScope():\n",
+        path=_LIMITS,
+        old="        with trio.move_on_after(limits.body_timeout_s):\n",
+        new="        with trio.CancelScope():\n",
         tests=(_T + "test_bodies_that_never_finish_are_answered_408_and_free_their_slots",),
         expect="HTTP/1.1 408",
     ),
     Mutation(
         name="transport: a client that leaves mid-body logs a traceback",
-        path=_APP,
-        old="        except ClientDisconnect:\n",
-        new="        except ZeroDivisionError:\n",
+        path=_LIMITS,
+        old="    except ClientDisconnect:\n",
+        new="    except ZeroDivisionError:\n",
         tests=(_T + "test_a_client_that_leaves_mid_body_is_logged_in_one_line",),
         expect="a client left before its request body was complete",
     ),
@@ -72,9 +73,9 @@ MUTATIONS = [
     ),
     Mutation(
         name="transport: an oversized body is answered before it is read (a reset)",
-        path=_APP,
-        old="        body = bytearray()\n        read = 0\n",
-        new="        if oversized:\n            raise too_large\n        body = bytearray()\n        read = 0\n",
+        path=_LIMITS,
+        old="    body = bytearray()\n    read = 0\n",
+        new="    if oversized:\n        raise too_large\n    body = bytearray()\n    read = 0\n",
         tests=(
             _T + "test_an_oversized_body_gets_a_413_from_the_async_openai_client",
             _T + "test_an_oversized_raw_upload_reads_a_413_and_a_clean_close",
@@ -82,16 +83,16 @@ MUTATIONS = [
     ),
     Mutation(
         name="transport: an oversized chunked body is answered before it is read (a reset)",
-        path=_APP,
-        old="                    elif read > limits.max_body_bytes + _DISCARD_BYTES:\n",
-        new="                    elif True:\n",
+        path=_LIMITS,
+        old="                elif read > limits.max_body_bytes + _DISCARD_BYTES:\n",
+        new="                elif True:\n",
         tests=(_T + "test_an_oversized_body_gets_a_413_over_the_same_connection",),
     ),
     Mutation(
         name="transport: a body declared far too large is waited for",
-        path=_APP,
-        old="            raise too_large  # not worth reading: the client may get a reset instead\n",
-        new="            pass\n",
+        path=_LIMITS,
+        old="        raise too_large  # not worth reading: the client may get a reset instead\n",
+        new="        pass\n",
         tests=(_T + "test_a_body_declared_far_too_large_is_answered_before_it_is_sent",),
     ),
     Mutation(
@@ -127,7 +128,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="transport: a new connection's first request gets only the keep-alive timeout",
-        path="engine/server/run.py",
+        path="engine/server/_run.py",
         old="        with trio.move_on_after(keep_alive if self._had_request else first_request):\n",
         new="        with trio.move_on_after(keep_alive):\n",
         tests=(
@@ -145,14 +146,14 @@ BUSY = (
 MUTATIONS += [
     Mutation(
         name="transport: a kept-alive connection's next request, unread at the timeout, is dropped",
-        path="engine/server/run.py",
+        path="engine/server/_run.py",
         old="        if not self.context.terminated.is_set() and (\n            self._received() != received or self._request_waiting()\n        ):\n",
         new="        if False:\n",
         tests=(BUSY,),
     ),
     Mutation(
         name="transport: a request read but not yet started at the timeout is dropped",
-        path="engine/server/run.py",
+        path="engine/server/_run.py",
         old="            self._received() != received or self._request_waiting()\n",
         new="            self._request_waiting()\n",
         tests=(BUSY,),

@@ -7,7 +7,7 @@ USAGE_LOG = "tests/test_usage_log.py"
 MUTATIONS = [
     Mutation(
         name="a judge call cut off by a timeout or a block vanishes from the log",
-        path="stages/rails/builtin.py",
+        path="stages/rails/_judges.py",
         old="        except BaseException:\n            # Cut off (its rail's timeout, a block,",
         new="        except ZeroDivisionError:\n            # Cut off (its rail's timeout, a block,",
         tests=(
@@ -17,7 +17,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="the ledger keeps every judge prompt whole",
-        path="stages/usage.py",
+        path="stages/_usage.py",
         old="        allowed = min(len(text), MAX_TEXT_CHARS, self._text_budget)\n",
         new="        allowed = len(text)\n",
         tests=(

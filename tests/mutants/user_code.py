@@ -7,7 +7,7 @@ USER_CODE = "tests/test_user_code.py"
 MUTATIONS = [
     Mutation(
         name="sync actions run on the event loop's thread",
-        path="stages/rails/actions.py",
+        path="stages/rails/_actions.py",
         old="result = call() if self.inline else await host.run_sync(call)",
         new="result = call()",
         tests=(
@@ -17,14 +17,14 @@ MUTATIONS = [
     ),
     Mutation(
         name="a rail's verdict after its deadline counts",
-        path="stages/rails/evaluator.py",
+        path="stages/rails/_evaluator.py",
         old="        if scope.cancel_called or trio.current_time() >= scope.deadline:\n",
         new="        if False:\n",
         tests=(f"{USER_CODE}::test_a_rail_that_swallows_its_cancellation_and_allows_fails_closed",),
     ),
     Mutation(
         name="asyncio applications' coroutines run in trio",
-        path="engine/llmrails.py",
+        path="engine/facade/_llmrails.py",
         old="    return AsyncioUserCode.here() if in_asyncio() else TrioUserCode()\n",
         new="    return TrioUserCode()\n",
         tests=(
@@ -35,7 +35,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="a cancelled trio side leaves the asyncio action running",
-        path="engine/asyncio_bridge.py",
+        path="engine/facade/_asyncio_bridge.py",
         old="            task.cancel()\n",
         new="            pass\n",
         tests=(
@@ -45,7 +45,7 @@ MUTATIONS = [
     ),
     Mutation(
         name="the asyncio bridge does not cancel the trio side of a cancelled caller",
-        path="engine/asyncio_bridge.py",
+        path="engine/facade/_asyncio_bridge.py",
         old="            self.token.run_sync_soon(scope.cancel)\n",
         new="            pass\n",
         tests=(

@@ -9,7 +9,7 @@ GEOMETRY = f"{BUFFERING}::test_window_geometry_is_exact_whatever_the_batching"
 MUTATIONS = [
     Mutation(
         name="windows: a push split over two windows keeps the caller's whole text for each part",
-        path="stages/buffering.py",
+        path="stages/_buffering.py",
         old="                part = tokens[taken : taken + room]\n                text = None\n",
         new="                part = tokens[taken : taken + room]\n",
         tests=(TEXT,),
@@ -17,21 +17,21 @@ MUTATIONS = [
     ),
     Mutation(
         name="windows: the next window's context starts a token late",
-        path="stages/buffering.py",
+        path="stages/_buffering.py",
         old="kept_from = ends[len(ends) - keep - 1] if len(ends) > keep else 0",
         new="kept_from = ends[len(ends) - keep] if len(ends) > keep else 0",
         tests=(GEOMETRY, TEXT),
     ),
     Mutation(
         name="windows: a token's end counted from the window's start, not the tokens before it",
-        path="stages/buffering.py",
+        path="stages/_buffering.py",
         old="            base = ends[-1] if ends else 0\n",
         new="            base = 0\n",
         tests=(GEOMETRY, TEXT),
     ),
     Mutation(
         name="windows: the text between two positions starts at the token after the first",
-        path="engine/messages.py",
+        path="stages/_messages.py",
         old="        return self.ends[i - 1] if i > 0 else 0\n",
         new="        return self.ends[i] if i < len(self.ends) else len(self.text)\n",
         tests=(

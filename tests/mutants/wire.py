@@ -9,21 +9,21 @@ WIRE_TEST = (
 MUTATIONS = [
     Mutation(
         name="the server's usage chunk turns a missing count into 0",
-        path="engine/server/app.py",
+        path="engine/server/_wire.py",
         old='        key: usage[key]\n        for key in ("prompt_tokens", "completion_tokens", "total_tokens")\n        if usage.get(key) is not None\n',
         new='        key: usage.get(key) or 0\n        for key in ("prompt_tokens", "completion_tokens", "total_tokens")\n',
         tests=WIRE_TEST,
     ),
     Mutation(
         name="the server's usage chunk sends null for a missing count",
-        path="engine/server/app.py",
+        path="engine/server/_wire.py",
         old="        if usage.get(key) is not None\n",
         new="",
         tests=WIRE_TEST,
     ),
     Mutation(
         name="the non-streamed completion turns a missing count into 0",
-        path="engine/server/app.py",
+        path="engine/server/_app.py",
         old='                "prompt_tokens": main.prompt_tokens if main else None,\n',
         new='                "prompt_tokens": (main.prompt_tokens or 0) if main else 0,\n',
         tests=WIRE_TEST,

@@ -12,28 +12,28 @@ DIES = T + "test_a_worker_that_dies_takes_the_server_down_with_it"
 MUTATIONS = [
     Mutation(
         name="workers: --workers ignored",
-        path="engine/cli.py",
+        path="engine/cli/_serve.py",
         old="    if args.workers > 1:\n",
         new="    if False:\n",
         tests=(SHARE,),
     ),
     Mutation(
         name="workers: a worker listens without SO_REUSEPORT",
-        path="engine/server/run.py",
+        path="engine/server/_run.py",
         old="    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEPORT, 1)\n",
         new="",
         tests=(SHARE,),
     ),
     Mutation(
         name="workers: signals are not passed on",
-        path="engine/server/workers.py",
+        path="engine/server/_workers.py",
         old="        signalled = True\n        pass_on(number, frame)\n",
         new="        signalled = True\n",
         tests=(SHARE,),
     ),
     Mutation(
         name="workers: a dead worker leaves the others serving",
-        path="engine/server/workers.py",
+        path="engine/server/_workers.py",
         old="    codes = [w.wait() for w in workers] if died is None else _stop(workers)\n",
         new="    codes = [w.wait() for w in workers]\n",
         tests=(DIES,),
