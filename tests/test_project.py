@@ -20,7 +20,7 @@ import railstream.stages.generation
 import railstream.stages.rails
 
 from .helpers import ROOT
-from .linktree import package_dirs
+from .test_layout import find_modules
 
 PACKAGES = [
     railstream,
@@ -52,19 +52,8 @@ def test_spec_public_api_is_exported_from_railstream() -> None:
 
 
 def modules() -> list[str]:
-    """Every module of the package, by its import name (the folders as pyproject maps them)."""
-    found = set()
-    dirs = package_dirs()
-    for package, folder in dirs.items():
-        nested = [f for p, f in dirs.items() if p != package and p.startswith(f"{package}.")]
-        for path in sorted(folder.rglob("*.py")):
-            if any(path.is_relative_to(n) for n in nested):
-                continue
-            parts = (*package.split("."), *path.relative_to(folder).with_suffix("").parts)
-            if parts[-1] == "__main__":
-                continue
-            found.add(".".join(parts[:-1] if parts[-1] == "__init__" else parts))
-    return sorted(found)
+    """Every module of the package by its import name, but ``python -m``'s."""
+    return [name for name in find_modules() if not name.endswith(".__main__")]
 
 
 @pytest.mark.parametrize("module", modules())
