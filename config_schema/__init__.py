@@ -34,6 +34,7 @@ from ._models import TracingConfig as TracingConfig
 from ._secrets import Parameters as Parameters
 from ._secrets import redacted as redacted
 from ._secrets import secret_values as secret_values
+from ._stream_first import stream_first_notice as stream_first_notice
 
 __all__ = [
     "ACTION_BLOCKING_ATTR",
@@ -69,5 +70,6 @@ __all__ = [
     "parse_flow",
     "redacted",
     "secret_values",
+    "stream_first_notice",
     "structure_problems",
 ]

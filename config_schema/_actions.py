@@ -46,10 +46,18 @@ def load_actions_file(path: Path) -> dict[str, Callable[..., Any]]:
         ) from exc
     except Exception as exc:
         line = None
-        for frame in traceback.extract_tb(exc.__traceback__):
-            if Path(frame.filename) == path:
+        frames = traceback.extract_tb(exc.__traceback__)
+        resolved = path.resolve()  # the frames' names are absolute, a folder given may not be
+        for frame in frames:
+            if Path(frame.filename).resolve() == resolved:
                 line = frame.lineno
         problem = f"error while importing: {type(exc).__name__}: {exc}"
+        # Raised in a module actions.py imports: that line too (the user's code, not this
+        # package's: its @action and nemoguardrails stand-ins already say what to change).
+        ours = Path(__file__).resolve().parent
+        theirs = [f for f in frames if not Path(f.filename).resolve().is_relative_to(ours)]
+        if theirs and line is not None and Path(theirs[-1].filename).resolve() != resolved:
+            problem += f" (at {theirs[-1].filename}:{theirs[-1].lineno})"
         if isinstance(exc, ImportError) and is_unprovided_nemo_import(exc):
             problem = unprovided_nemo_import(exc)
         raise ConfigError(

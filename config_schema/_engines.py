@@ -37,8 +37,10 @@ class OpenAISettings:
     max_event_bytes: int = 1 << 20  # an SSE line or event longer than this ends the reply
     max_retries: int = 2
     retry_backoff_s: float = 0.5
-    max_connections: int = 100
-    max_keepalive_connections: int = 20
+    # As the openai SDK: a guard server runs hundreds of streams at once, each on its own
+    # connection; a smaller pool would queue the rest silently behind it.
+    max_connections: int = 1000
+    max_keepalive_connections: int = 1000  # httpx closes idle ones after 5 s anyway
     body: Mapping[str, Any] = attrs.field(factory=Parameters, converter=Parameters)
 
     @classmethod

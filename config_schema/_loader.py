@@ -25,7 +25,7 @@ from cattrs.errors import BaseValidationError
 from ._actions import load_actions_file
 from ._checks import semantic_problems
 from ._converter import Path, make_converter, structure_problems, type_name
-from ._env import interpolate
+from ._env import interpolate, unset_key_variables
 from ._errors import ConfigError, ConfigIgnoredWarning, ConfigProblem
 from ._nemo_compat import ignored_settings, nemo_models, not_supported_problems
 from ._yaml_source import Document, format_path, parse_document, plain, read_source
@@ -90,6 +90,9 @@ def _build(
     if isinstance(data.get("models"), list):
         for path, problem in interpolate(data["models"], ("models",), os.environ):
             report(config_doc, path, problem)
+    # A key named by its variable, unset: stopped here as an unset ${VAR} is, with its line.
+    for path, problem in unset_key_variables(data, os.environ):
+        report(config_doc, path, problem)
 
     # Prompts from prompts.yml are appended to config.yml's; remember where each one came from.
     prompt_origin: list[tuple[Document, int]] = [

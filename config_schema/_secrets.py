@@ -24,7 +24,17 @@ _SECRET_KEY = re.compile(
 _URL_PASSWORD = re.compile(
     r"(?P<scheme>[a-z][a-z0-9+.-]*://)(?P<user>[^:/@\s]*):(?P<password>[^@/\s]*)@", re.I
 )
-_BEARER = re.compile(r"\bBearer\s+\S+", re.IGNORECASE)
+# A bearer credential as a header writes it (RFC 6750's b64token). Only one shaped like a
+# credential is hidden, never a word: "Missing bearer authentication" is an upstream's own
+# explanation, and a key the config holds is hidden by its value wherever it appears.
+_BEARER = re.compile(r"\b(?P<scheme>Bearer)\s+(?P<token>[A-Za-z0-9._~+/-]+=*)", re.IGNORECASE)
+_WORD = re.compile(r"[A-Za-z]{1,19}")
+
+
+def _hide_bearer(match: re.Match[str]) -> str:
+    if _WORD.fullmatch(match.group("token")):
+        return match.group()  # a word (letters only, short): not a credential
+    return f"{match.group('scheme')} {REDACTED}"
 
 
 def is_secret_key(key: object) -> bool:
@@ -72,7 +82,7 @@ def _redact(value: Any, secrets: list[str]) -> Any:
         return type(value)(_redact(v, secrets) for v in value)
     if isinstance(value, str):
         value = _URL_PASSWORD.sub(rf"\g<scheme>\g<user>:{REDACTED}@", value)
-        value = _BEARER.sub(f"Bearer {REDACTED}", value)
+        value = _BEARER.sub(_hide_bearer, value)
         for secret in secrets:
             value = value.replace(secret, REDACTED)
         return value

@@ -6,6 +6,8 @@ every stage; ``railstream.runtime`` wires the stages together (read its ``_pipel
 
 from ._buffering import WindowBuffer as WindowBuffer
 from ._buffering import run_buffering as run_buffering
+from ._content import content_text as content_text
+from ._content import non_text_parts as non_text_parts
 from ._errors import DownstreamError as DownstreamError
 from ._errors import GenerationError as GenerationError
 from ._errors import InvalidRequestError as InvalidRequestError
@@ -36,6 +38,8 @@ from ._messages import TokenBatch as TokenBatch
 from ._messages import Usage as Usage
 from ._messages import Window as Window
 from ._messages import token_ends as token_ends
+from ._passthrough import PASSING_THROUGH as PASSING_THROUGH
+from ._passthrough import passes_through as passes_through
 from ._usage import MAX_LOG_TEXT_CHARS as MAX_LOG_TEXT_CHARS
 from ._usage import MAX_TEXT_CHARS as MAX_TEXT_CHARS
 from ._usage import UsageLedger as UsageLedger
@@ -62,6 +66,7 @@ __all__ = [
     "MAX_LOG_TEXT_CHARS",
     "MAX_TEXT_CHARS",
     "OutputEvent",
+    "PASSING_THROUGH",
     "Passthrough",
     "ProviderConnectionError",
     "ProviderProtocolError",
@@ -83,8 +88,11 @@ __all__ = [
     "UserCode",
     "Window",
     "WindowBuffer",
+    "content_text",
     "hand_on",
     "is_async_callable",
+    "non_text_parts",
+    "passes_through",
     "run_buffering",
     "run_generation",
     "run_rails",

@@ -316,7 +316,9 @@ class RailRun:
     rail: str
     action: str
     window_index: int
-    verdict: Literal["pass", "block", "error"]
+    # cancelled: cut off from outside before it decided (its caller or consumer gone, another
+    # rail's block); it stopped nothing.
+    verdict: Literal["pass", "block", "error", "cancelled"]
     started_at: float
     finished_at: float
     duration: float

@@ -63,7 +63,12 @@ class UsageLedger:
 
 
 async def run_usage(inbox: trio.MemoryReceiveChannel[LogRecord], ledger: UsageLedger) -> None:
-    """Record every log record until the last sender closes its end."""
-    with inbox:
+    """Record every log record until the last sender closes its end, even when cancelled.
+
+    A caller cancelled from outside cancels this stage with the others; the records the others
+    send as they stop (the model call cut off, the rail run cut off) must still be kept. So this
+    stage is shielded: it ends once the other stages, cancelled too, have closed their ends.
+    """
+    with inbox, trio.CancelScope(shield=True):
         async for record in inbox:
             ledger.add(record)

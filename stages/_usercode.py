@@ -47,7 +47,11 @@ class TrioUserCode:
     async def run_sync(self, fn: Callable[[], T]) -> T:
         # abandon_on_cancel: a blocking call (requests.post to a moderation API) that outlives
         # its rail's deadline must not hold the stream; its late result is thrown away.
-        return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)
+        # The result crosses back in a tuple: trio refuses a thread's function that returns a
+        # coroutine, and a plain ``def`` wrapped around an async action (a decorator, as NeMo
+        # users write) returns one, for the caller to await as NeMo does.
+        (result,) = await trio.to_thread.run_sync(lambda: (fn(),), abandon_on_cancel=True)
+        return result
 
     async def run_async(self, make: Callable[[], Awaitable[T]]) -> T:
         return await make()

@@ -13,7 +13,7 @@ import trio
 import trio.testing
 
 from railstream import ConfigError, LLMRails, RailsConfig
-from railstream.config_schema import ModelConfig
+from railstream.config_schema import ModelConfig, OpenAISettings
 from railstream.stages._errors import DownstreamError, ProviderTimeoutError
 from railstream.stages._messages import Usage
 from railstream.stages.generation import ChatRequest, CollectTokens, HttpClients, OpenAIProvider
@@ -187,6 +187,32 @@ async def test_many_deltas_in_one_read_arrive_whole(
     with trio.fail_after(HANG_GUARD_S):
         chunks = await collect(rails)
     assert "".join(chunks) == "".join(f"t{i} " for i in range(50))
+
+
+@pytest.mark.parametrize(
+    ("tokens", "text"),
+    [
+        pytest.param(["Smile ", "\ud83d", "\ude00", " done"], "Smile \U0001f600 done", id="alone"),
+        pytest.param(["Smile \ud83d", "\ude00 done"], "Smile \U0001f600 done", id="in-text"),
+        pytest.param(["cut \ud83d"], "cut \ufffd", id="half-at-the-end"),
+        pytest.param(["cut \ud83d", " on"], "cut \ufffd on", id="half-then-text"),
+    ],
+)
+async def test_a_character_split_into_surrogates_over_two_deltas_arrives_whole(
+    autojump_clock: trio.testing.MockClock,
+    server: FakeOpenAI,
+    rails_for: Any,
+    tokens: list[str],
+    text: str,
+) -> None:
+    """An upstream that splits an emoji's UTF-16 surrogates over two deltas: the consumer
+    gets one character (a lone half is U+FFFD), and every chunk can be written as UTF-8."""
+    server.script(Script(tokens=tokens))
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails_for())
+    assert "".join(chunks) == text
+    for chunk in chunks:
+        chunk.encode("utf-8")  # a lone surrogate would raise here
 
 
 async def test_a_server_that_ends_without_done_ends_the_reply(
@@ -703,7 +729,8 @@ def test_api_key_comes_from_the_named_env_var_or_openai_api_key(
     assert resolve_api_key(named) == "sk-named"
     monkeypatch.delenv("MY_KEY")
     with pytest.raises(
-        ValueError, match=r"^model 'main': api_key_env_var names MY_KEY, which is not set$"
+        ValueError,
+        match=r"^model 'main': api_key_env_var: environment variable MY_KEY is not set$",
     ):
         resolve_api_key(named)
 
@@ -817,3 +844,38 @@ async def test_streams_spread_over_pools_of_at_most_pool_size_and_none_waits_for
     assert len(starts) == 64
     assert max(starts) - min(starts) < 1.0, "some streams waited for another's connection"
     assert held == [POOL_SIZE] * (64 // POOL_SIZE)
+
+
+async def test_by_default_hundreds_of_streams_start_at_once_on_pools_made_as_needed(
+    autojump_clock: trio.testing.MockClock, server: FakeOpenAI
+) -> None:
+    """A guard server's load: 300 streams at once, with the config's default pool, all reach
+    the upstream at once (httpx's default of 100 connections queued the rest silently behind
+    the first replies); clients are added as the load needs them, and one request alone
+    makes one."""
+    server.default = Script(delay=1.0)
+    settings = config(server.base_url).model("main")
+    assert settings is not None
+    clients = HttpClients(
+        max_connections=OpenAISettings.from_parameters(settings.parameters).max_connections,
+        max_keepalive_connections=OpenAISettings.from_parameters(
+            settings.parameters
+        ).max_keepalive_connections,
+    )
+    with trio.fail_after(HANG_GUARD_S):
+        await direct_provider(server.base_url, clients, 0).stream(
+            ChatRequest(messages=tuple(USER)), CollectTokens()
+        )
+        assert len(clients._pools) == 1  # type: ignore[attr-defined]
+        async with trio.open_nursery() as nursery:
+            for seed in range(300):
+                provider = direct_provider(server.base_url, clients, seed)
+                nursery.start_soon(
+                    provider.stream, ChatRequest(messages=tuple(USER)), CollectTokens()
+                )
+        pools = len(clients._pools)  # type: ignore[attr-defined]
+        await clients.aclose()
+    starts = sorted(s.received_at for s in server.served[1:])
+    assert len(starts) == 300
+    assert starts[-1] - starts[0] < 1.0, "some streams waited for another's connection"
+    assert pools == 300 // POOL_SIZE + 1

@@ -512,7 +512,7 @@ def test_check_finds_a_flow_without_rail_and_a_missing_main_model_up_front() -> 
         ),
         pytest.param(
             [{"role": "user", "content": 3}],
-            r"^messages\[0\]\.content: expected a string, got int$",
+            r"^messages\[0\]\.content: expected a string or a list of content parts, got int$",
             id="content",
         ),
         pytest.param(["hi"], r"^messages\[0\]: expected a dict", id="not-a-dict"),

@@ -243,3 +243,28 @@ async def test_a_sync_action_declared_non_blocking_runs_on_the_loop_and_still_fa
     assert seen
     assert all(t is threading.current_thread() for t in seen)
     assert error_of(chunks[-1])["message"] == "Internal error in overruns rail: timed out after 1s"
+
+
+async def test_a_sync_action_that_returns_a_coroutine_has_it_awaited(
+    autojump_clock: trio.testing.MockClock,
+) -> None:
+    """A plain ``def`` decorator around an async action (as NeMo users write them) returns a
+    coroutine from a sync call: it is awaited, as NeMo awaits it, not refused."""
+
+    async def no_secrets(bot_message: str) -> bool:
+        await trio.sleep(0.01)
+        return "secret" not in bot_message
+
+    def logged(fn: Any) -> Any:
+        def wrapper(bot_message: str) -> Any:
+            return fn(bot_message)  # a coroutine, returned from a sync call
+
+        return wrapper
+
+    rails = make_rails(
+        ["a plain reply, then a secret"], {"check": logged(no_secrets)}, flows=["check"]
+    )
+    with trio.fail_after(HANG_GUARD_S):
+        chunks = await collect(rails)
+    assert error_of(chunks[-1])["code"] == "content_blocked"
+    assert not any("secret" in c for c in chunks[:-1])

@@ -97,6 +97,15 @@ def build_parser() -> argparse.ArgumentParser:
     )
     server.add_argument("--default-config-id", help="the config for requests that name none")
     server.add_argument(
+        "--cors-origin",
+        action="append",
+        default=[],
+        type=cors_origin,
+        metavar="ORIGIN",
+        help="a browser origin (https://app.example.com) allowed to call the server, preflight "
+        "included; repeat for several, '*' for any (default: none)",
+    )
+    server.add_argument(
         "--auth-token-env", metavar="NAME", help="require 'Authorization: Bearer $NAME'"
     )
     server.add_argument(
@@ -111,6 +120,14 @@ def build_parser() -> argparse.ArgumentParser:
         default=30.0,
         metavar="SECONDS",
         help="time to read a request body, then 408 (default 30)",
+    )
+    server.add_argument(
+        "--header-timeout",
+        type=float,
+        default=10.0,
+        metavar="SECONDS",
+        help="a request's headers must be complete this long after its first byte, else the "
+        "connection is closed (default 10)",
     )
     server.add_argument(
         "--backlog",
@@ -141,3 +158,15 @@ def build_parser() -> argparse.ArgumentParser:
         "failure and may answer with another, unguarded model)",
     )
     return parser
+
+
+def cors_origin(value: str) -> str:
+    """An origin as browsers send it: scheme://host[:port], nothing after; or ``*``."""
+    if value == "*":
+        return value
+    scheme, sep, rest = value.partition("://")
+    if scheme not in ("http", "https") or not sep or not rest or "/" in rest:
+        raise argparse.ArgumentTypeError(
+            f"{value!r} is not an origin: write scheme://host[:port], e.g. https://app.example.com"
+        )
+    return value

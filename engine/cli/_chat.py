@@ -1,18 +1,25 @@
 """``railstream chat``: a guarded chat in the terminal, with a config folder's rails in this
-process or through a railstream server (``--server-url``), one user message per line."""
+process or through a railstream server (``--server-url``), one user message per line.
+
+Typed, a line has readline's editing and history where Python has readline. Piped, each line
+is decoded on its own: bytes the locale's encoding cannot decode become U+FFFD, with a line on
+stderr saying so. A reader of the output that leaves (``| head``) ends the chat quietly, with
+the status a shell gives a tool that SIGPIPE ended (141)."""
 
 from __future__ import annotations
 
 import argparse
+import contextlib
+import io
 import os
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any, Protocol, TextIO
 
 import trio
 
-from railstream.config_schema import ConfigError, RailsConfig
+from railstream.config_schema import ConfigError, RailsConfig, stream_first_notice
 from railstream.facade import GenerationLog, GenerationResponse, LLMRails
 from railstream.stages import GenerationError, RailNotFoundError, RailstreamError
 
@@ -90,17 +97,46 @@ class _Local:
             self.last_log = result.log
             on_text(str(result.response[0]["content"]))
             return None
-        async with self.rails.stream_async(messages=history, include_metadata=True) as stream:
-            try:
+        stream = self.rails.stream_async(messages=history, include_metadata=True)
+        try:
+            async with stream:
                 async for chunk in stream:
                     assert isinstance(chunk, dict)
                     if "text" in chunk:
                         on_text(chunk["text"])
                     elif "error" in chunk:
                         return chunk
-            finally:
-                self.last_log = stream.log
+        finally:
+            # Once the block has closed the stream, its log is ready whatever ended the reply;
+            # read inside the block, the log's own error would hide the one that ended it (an
+            # interrupt, a reader of the output that went away).
+            self.last_log = stream.log
         return None
+
+
+@contextlib.contextmanager
+def _typed_input(stdin: TextIO) -> Iterator[None]:
+    """For a chat typed on a terminal: line editing and history (``readline``, where Python has
+    it), typed bytes that never fail to decode, and the terminal's modes as they were at the
+    end. Ctrl-C at the prompt leaves the chat while readline, in its thread, still holds the
+    terminal without echo; the modes are put back here. Piped input needs none of this."""
+    if not stdin.isatty():
+        yield
+        return
+    with contextlib.suppress(ImportError):
+        import readline  # noqa: F401  (input() uses it once it is imported)
+    if isinstance(stdin, io.TextIOWrapper):
+        stdin.reconfigure(errors="replace")
+    try:
+        import termios
+    except ImportError:  # Windows: no readline either, nothing to put back
+        yield
+        return
+    modes = termios.tcgetattr(stdin.fileno())
+    try:
+        yield
+    finally:
+        termios.tcsetattr(stdin.fileno(), termios.TCSADRAIN, modes)
 
 
 def _describe_log(log: GenerationLog) -> list[str]:
@@ -146,12 +182,14 @@ class _Chat:
         self.term = term
         self.history: list[dict[str, str]] = []
         self.replying: trio.CancelScope | None = None
+        self.lines_read = 0
 
     async def run(self) -> None:
-        async with trio.open_nursery() as nursery:
-            nursery.start_soon(self._on_interrupt, nursery.cancel_scope)
-            await self._loop()
-            nursery.cancel_scope.cancel()
+        with _typed_input(self.stdin):
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._on_interrupt, nursery.cancel_scope)
+                await self._loop()
+                nursery.cancel_scope.cancel()
 
     async def _on_interrupt(self, chat: trio.CancelScope) -> None:
         with trio.open_signal_receiver(signal.SIGINT) as interrupts:
@@ -165,17 +203,46 @@ class _Chat:
 
     async def _loop(self) -> None:
         interactive = self.stdin.isatty()
+        read = self._prompt if interactive else self._read_piped
         while True:
-            if interactive:
-                self.term.write("> ")
-            line = await trio.to_thread.run_sync(self.stdin.readline, abandon_on_cancel=True)
-            if not line:
+            line = await trio.to_thread.run_sync(read, abandon_on_cancel=True)
+            if line is None:
                 if interactive:
                     self.term.write("\n")
                 return
             text = line.strip()
             if text:
                 await self._turn(text)
+
+    def _prompt(self) -> str | None:
+        """A typed line, through ``readline`` (line editing, history) where Python has it;
+        None at the end of input (Ctrl-D). ``sys.stdin`` decodes it, its errors replaced."""
+        try:
+            return input("> ")
+        except EOFError:
+            return None
+
+    def _read_piped(self) -> str | None:
+        """The next piped line, None at the end. Read as bytes and decoded one line at a time,
+        so that bytes the encoding cannot decode spoil only their own line (as text, the whole
+        read-ahead block would fail, lines before it included): they are replaced with U+FFFD,
+        and stderr says so."""
+        raw = self.stdin.buffer.readline()
+        if not raw:
+            return None
+        self.lines_read += 1
+        encoding = self.stdin.encoding or "utf-8"
+        try:
+            return raw.decode(encoding)
+        except UnicodeDecodeError as exc:
+            print(
+                f"railstream chat: line {self.lines_read} of the input is not valid {encoding} "
+                f"({exc.reason} at byte {exc.start + 1}): sent with U+FFFD in place of the "
+                "bytes it cannot decode",
+                file=sys.stderr,
+                flush=True,
+            )
+            return raw.decode(encoding, errors="replace")
 
     async def _turn(self, text: str) -> None:
         self.history.append({"role": "user", "content": text})
@@ -247,6 +314,23 @@ def _unusable(rails: LLMRails, streaming: bool) -> str | None:
     return None
 
 
+# How a shell reports a Unix tool that SIGPIPE ended: 128 + the signal's number (13).
+_READER_LEFT = 141
+
+
+def _run_chat(chat: Callable[..., Awaitable[None]], *args: Any) -> int:
+    """Run a chat to its end (0), or until the reader of its output goes away."""
+    reader_left = False
+    try:
+        trio.run(chat, *args)
+    except* BrokenPipeError:
+        # `railstream chat ... | head`: the reader has all it wanted, so end quietly, as Unix
+        # tools do. stdout now writes nowhere: Python's last flush at exit must not fail too.
+        reader_left = True
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+    return _READER_LEFT if reader_left else 0
+
+
 def chat_command(args: argparse.Namespace) -> int:
     configure_logging(args.log_level)
 
@@ -276,7 +360,7 @@ def chat_command(args: argparse.Namespace) -> int:
             token = os.environ.get(args.auth_token_env)
             if not token:
                 return refuse(f"--auth-token-env names {args.auth_token_env}, which is not set")
-        trio.run(
+        return _run_chat(
             _chat_remote,
             args.server_url,
             args.config_id,
@@ -285,7 +369,6 @@ def chat_command(args: argparse.Namespace) -> int:
             sys.stdin,
             term,
         )
-        return 0
     for remote_only in ("config_id", "auth_token_env"):
         if getattr(args, remote_only):
             option = "--" + remote_only.replace("_", "-")
@@ -304,5 +387,7 @@ def chat_command(args: argparse.Namespace) -> int:
     if problem is not None:
         print(f"railstream: cannot use the config at {folder}: {problem}", file=sys.stderr)
         return 2
-    trio.run(_chat_local, rails, args.streaming, sys.stdin, term, args.verbose)
-    return 0
+    notice = stream_first_notice(rails.config) if args.streaming else None
+    if args.verbose and notice is not None:
+        term.notice("note", notice)  # once, before the first reply
+    return _run_chat(_chat_local, rails, args.streaming, sys.stdin, term, args.verbose)

@@ -23,7 +23,10 @@ class Remote:
         self, client: httpx.AsyncClient, url: str, config_id: str | None, token: str | None
     ) -> None:
         self.client = client
-        self.url = url.rstrip("/") + "/v1/chat/completions"
+        base = url.rstrip("/")
+        # The server's address; written as an OpenAI client's base_url (.../v1), the same one.
+        base = base.removesuffix("/v1")
+        self.url = base + "/v1/chat/completions"
         self.config_id = config_id
         self.headers = {"Authorization": f"Bearer {token}"} if token else {}
         self.refusal = BLOCKED_REPLY  # the server's config is not known here: NeMo's default
@@ -41,8 +44,14 @@ class Remote:
                 if response.status_code != 200:
                     raw = await response.aread()
                     try:
-                        return dict(json.loads(raw))
+                        error = dict(json.loads(raw))
+                        if response.status_code == 404 and _code(error) != "config_not_found":
+                            # No such path (not an unknown config): not the server's address.
+                            return _not_the_address(self.url)
+                        return error
                     except ValueError:
+                        if response.status_code == 404:
+                            return _not_the_address(self.url)
                         return {
                             "error": {
                                 "message": f"HTTP {response.status_code}: {raw[:200]!r}",
@@ -72,6 +81,19 @@ class Remote:
         except httpx.HTTPError as exc:
             return {"error": {"message": f"cannot reach {self.url}: {exc}", "type": "error"}}
         return None
+
+
+def _code(error: dict[str, Any]) -> object:
+    body = error.get("error")
+    return body.get("code") if isinstance(body, dict) else None
+
+
+def _not_the_address(url: str) -> dict[str, Any]:
+    message = (
+        f"{url} was not found: give --server-url as the railstream server's address, "
+        "http://HOST:PORT (or http://HOST:PORT/v1)"
+    )
+    return {"error": {"message": message, "type": "error"}}
 
 
 @asynccontextmanager

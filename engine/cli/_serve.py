@@ -5,11 +5,14 @@ process, or ``--workers N``). The server is imported here, when it is launched, 
 from __future__ import annotations
 
 import argparse
+import logging
 import os
 import sys
 from collections.abc import Sequence
 
 import trio
+
+from railstream.config_schema import stream_first_notice
 
 from ._logging import configure_logging
 
@@ -50,6 +53,11 @@ def server_command(args: argparse.Namespace, argv: Sequence[str] | None = None) 
     except ServerSetupError as exc:
         print(f"railstream server: cannot start:\n{exc}", file=sys.stderr)
         return 2
+    if not args.reuse_port:  # said once: by the process that starts the workers, not each
+        for config_id in registry.ids:
+            notice = stream_first_notice(registry.rails(config_id).config)
+            if notice is not None:
+                logging.getLogger("railstream.server").warning("config %r: %s", config_id, notice)
     if args.workers > 1:
         from railstream.server import serve_workers
 
@@ -60,10 +68,12 @@ def server_command(args: argparse.Namespace, argv: Sequence[str] | None = None) 
         max_concurrent=args.max_concurrent,
         auth_token=token,
         body_timeout_s=args.body_timeout,
+        header_timeout_s=args.header_timeout,
         backlog=args.backlog,
         keep_alive_timeout_s=args.keep_alive_timeout,
         shutdown_grace_s=args.shutdown_grace_s,
         block_error_event=args.block_error_event,
+        cors_origins=tuple(args.cors_origin),
     )
 
     async def run() -> None:

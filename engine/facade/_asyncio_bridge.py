@@ -179,8 +179,17 @@ class AsyncioUserCode(TrioUserCode):
         return cls(asyncio.get_running_loop(), contextvars.copy_context())
 
     async def run_async(self, make: Callable[[], Awaitable[T]]) -> T:
-        async def step() -> T:
-            return await make()
+        async def step() -> outcome.Outcome[T]:
+            # What the callable raises crosses as its outcome, not as the task's exception:
+            # asyncio re-raises a task's SystemExit into its loop, so a rail's SystemExit
+            # would stop the application's loop. Here it is that rail's failure (see
+            # railstream.stages.passes_through). Cancellation and Ctrl-C keep their meaning.
+            try:
+                return outcome.Value(await make())
+            except (asyncio.CancelledError, KeyboardInterrupt):
+                raise
+            except BaseException as exc:
+                return outcome.Error(exc)
 
         token = trio.lowlevel.current_trio_token()
         done = trio.Event()
@@ -202,4 +211,4 @@ class AsyncioUserCode(TrioUserCode):
             # of that callable as the pipeline sees it, so a rail fails closed. CancelledError
             # itself must not cross: in trio code it would pass every `except Exception`.
             raise RuntimeError("the application's asyncio task was cancelled")
-        return task.result()
+        return task.result().unwrap()

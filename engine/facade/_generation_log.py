@@ -159,7 +159,7 @@ class ActivatedRail:
 
     @classmethod
     def from_record(cls, run: RailRun, llm_calls: list[LLMCallInfo]) -> ActivatedRail:
-        stop = run.verdict != "pass"
+        stop = run.verdict in ("block", "error")  # a cancelled run stopped nothing
         executed = ExecutedAction(
             action_name=run.action,
             action_params=_action_params(run.rail),

@@ -7,7 +7,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import Any
 
-from railstream.stages import InvalidRequestError
+from railstream.stages import InvalidRequestError, non_text_parts
 
 __all__ = ["checked_conversation"]
 
@@ -43,6 +43,7 @@ def checked_conversation(
         checked = ({"role": "user", "content": prompt},)
     else:
         checked = _validate_messages(messages)
+        _check_rails_can_read(checked, input_flows)
     # Context messages become variables; the model never sees them.
     context_vars: dict[str, Any] = {}
     for message in checked:
@@ -84,9 +85,48 @@ def _validate_messages(messages: object) -> tuple[dict[str, Any], ...]:
                 f"got {role!r}"
             )
         content = message.get("content")
-        if not isinstance(content, str) and not (content is None and role in ("assistant", "tool")):
+        if isinstance(content, list):
+            _check_parts(content, f"messages[{i}].content")
+        elif not isinstance(content, str) and not (
+            content is None and role in ("assistant", "tool")
+        ):
             raise InvalidRequestError(
-                f"messages[{i}].content: expected a string, got {type(content).__name__}"
+                f"messages[{i}].content: expected a string or a list of content parts, "
+                f"got {type(content).__name__}"
             )
         checked.append(dict(message))
     return tuple(checked)
+
+
+def _check_parts(parts: list[Any], where: str) -> None:
+    """OpenAI's content parts: each a dict with a ``type``; a text part's ``text`` a string.
+    The parts go to the model as sent; the rails read their text."""
+    if not parts:
+        raise InvalidRequestError(f"{where}: the list of content parts is empty")
+    for j, part in enumerate(parts):
+        if not isinstance(part, Mapping) or not isinstance(part.get("type"), str):
+            raise InvalidRequestError(
+                f"{where}[{j}]: expected a content part, a dict with a type (text, image_url, "
+                f"...), got {part!r:.80}"
+            )
+        if part["type"] == "text" and not isinstance(part.get("text"), str):
+            raise InvalidRequestError(f"{where}[{j}].text: expected a string")
+
+
+def _check_rails_can_read(checked: tuple[dict[str, Any], ...], input_flows: Sequence[str]) -> None:
+    """Input rails read the last user message's text: one with parts they cannot read (an
+    image, audio) is refused rather than let through unchecked (fail closed). Without input
+    rails, such parts go to the model as they are."""
+    if not input_flows:
+        return
+    for i in range(len(checked) - 1, -1, -1):
+        if checked[i]["role"] != "user":
+            continue
+        unread = non_text_parts(checked[i].get("content"))
+        if unread:
+            raise InvalidRequestError(
+                f"messages[{i}].content: this config's input rails read text only and cannot "
+                f"check its {', '.join(sorted(set(unread)))} part(s); send text, or use a "
+                "config without input rails"
+            )
+        return

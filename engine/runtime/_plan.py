@@ -9,7 +9,7 @@ from collections.abc import AsyncIterator, Mapping
 from typing import Any, Literal
 
 from railstream.config_schema import ConfigError, OpenAISettings, RailsConfig, locate, parse_flow
-from railstream.stages import InvalidRequestError, RailNotFoundError, UserCode
+from railstream.stages import InvalidRequestError, RailNotFoundError, UserCode, content_text
 from railstream.stages.generation import (
     ChatProvider,
     ChatRequest,
@@ -129,12 +129,13 @@ class PlanBuilder:
         last_user = next(
             (i for i in range(len(checked) - 1, -1, -1) if checked[i]["role"] == "user"), None
         )
-        user_message = (checked[last_user]["content"] or "") if last_user is not None else ""
+        # The rails read text: a message of content parts is its text parts joined.
+        user_message = content_text(checked[last_user]["content"]) if last_user is not None else ""
         # What came before it, as the rails that judge a message in context read it.
         history = tuple(
-            {"role": m["role"], "content": m["content"]}
+            {"role": m["role"], "content": content_text(m["content"])}
             for m in checked[: last_user or 0]
-            if m["role"] in ("user", "assistant") and isinstance(m.get("content"), str)
+            if m["role"] in ("user", "assistant") and isinstance(m.get("content"), str | list)
         )
         streaming_config = self.config.rails.output.streaming
         inputs = self.config.rails.input

@@ -1,6 +1,7 @@
 """The OpenAI-compatible HTTP server: ``railstream server --config DIR``."""
 
 from ._app import create_app as create_app
+from ._hypercorn_contract import hypercorn_mismatches as hypercorn_mismatches
 from ._limits import ServerLimits as ServerLimits
 from ._observe import JsonFormatter as JsonFormatter
 from ._registry import ConfigRegistry as ConfigRegistry
@@ -21,6 +22,7 @@ __all__ = [
     "announce",
     "create_app",
     "first_leaf",
+    "hypercorn_mismatches",
     "serve",
     "serve_workers",
     "settle_heap",

@@ -21,6 +21,8 @@ from typing import Any
 import attrs
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.middleware.cors import CORSMiddleware
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 from starlette.routing import Route
@@ -114,7 +116,20 @@ class App:
             HTTPException: self.starlette_error,
             RailstreamError: self.internal_error,
         }
-        return Starlette(routes=routes, exception_handlers=handlers)
+        middleware = []
+        if self.limits.cors_origins:
+            # Preflights are answered here, before any route or token check (a browser sends
+            # no Authorization on a preflight); the real request is checked as any other.
+            middleware.append(
+                Middleware(
+                    CORSMiddleware,
+                    allow_origins=list(self.limits.cors_origins),
+                    allow_methods=["GET", "POST"],
+                    allow_headers=["Authorization", "Content-Type"],
+                    max_age=600,
+                )
+            )
+        return Starlette(routes=routes, exception_handlers=handlers, middleware=middleware)
 
     async def healthz(self, request: Request) -> Response:
         # Health is for anyone (a load balancer has no token); what is served is not.
@@ -157,9 +172,12 @@ class App:
         self, request: Request, record: RequestRecord
     ) -> Response | SSEReply | ClientGone:
         authorize(self.limits, request)
+        # The body first, then a slot: a client that sends its body slowly, or never finishes
+        # it, holds a connection until --body-timeout, never a slot (enough of them would
+        # otherwise have every other client answered 503).
+        body = await read_body(self.limits, request)
         done = take_slot(self.limits)
         try:
-            body = await read_body(self.limits, request)
             if self.shutdown.begun:
                 # Its body came in after the signal (the listener is closed, so nothing newer
                 # can): no model has been asked yet, and the client can retry elsewhere.
@@ -352,7 +370,8 @@ class App:
     async def starlette_error(self, request: Request, exc: Exception) -> Response:
         assert isinstance(exc, HTTPException)
         kind = "not_found" if exc.status_code == 404 else "invalid_request_error"
-        return _json(error_body(str(exc.detail), type=kind), exc.status_code)
+        # starlette's headers kept: a 405's Allow (RFC 9110 15.5.6: a 405 MUST send one).
+        return _json(error_body(str(exc.detail), type=kind), exc.status_code, exc.headers)
 
     async def internal_error(self, request: Request, exc: Exception) -> Response:
         log_failure(self.redactor, f"{request.method} {request.url.path} failed", exc)

@@ -27,11 +27,12 @@ _DISCARD_BYTES = 64 << 20
 
 
 class ServerLimits:
-    """What one server accepts: body size and time, streams at once, who may call, and its
+    """What one server accepts: header time, body size and time, streams at once, who may call, and its
     connections: the listen backlog and how long an idle connection is kept. And one choice of
     wire form: ``block_error_event`` also ends a blocked stream with an error event (the
     official openai client then raises ``APIError``; a gateway with fallbacks takes it for a
-    failure and may send the request to another model)."""
+    failure and may send the request to another model). ``cors_origins``: the browser origins
+    allowed to call it, preflight included (``*`` for any)."""
 
     def __init__(
         self,
@@ -40,19 +41,25 @@ class ServerLimits:
         max_concurrent: int = 512,
         auth_token: str | None = None,
         body_timeout_s: float = 30.0,
+        header_timeout_s: float = 10.0,
         backlog: int = 2048,
         keep_alive_timeout_s: float = 5.0,
         shutdown_grace_s: float = 10.0,
         block_error_event: bool = False,
+        cors_origins: tuple[str, ...] = (),
     ) -> None:
         self.max_body_bytes = max_body_bytes
         self.max_concurrent = max_concurrent
         self.auth_token = auth_token
         self.body_timeout_s = body_timeout_s
+        # A request's headers must be complete this long after its first bytes are read.
+        self.header_timeout_s = header_timeout_s
         self.backlog = backlog
         self.keep_alive_timeout_s = keep_alive_timeout_s
         self.shutdown_grace_s = shutdown_grace_s
         self.block_error_event = block_error_event
+        # Browser origins that may call the server (CORS); none by default.
+        self.cors_origins = cors_origins
         self.active = 0
 
 
@@ -96,8 +103,9 @@ def take_slot(limits: ServerLimits) -> Callable[[], None]:
 
 
 async def read_body(limits: ServerLimits, request: Request) -> bytes:
-    """The body, within the size and time limits: a body that never finishes frees its
-    concurrency slot when the time is up, and an oversized one is answered with a 413."""
+    """The body, within the size and time limits: a body that never finishes is answered 408
+    when the time is up, and an oversized one 413. Read before the request takes a
+    concurrency slot (see ``App``)."""
     too_large = HttpError(413, f"the request body is larger than {limits.max_body_bytes} bytes")
     declared = request.headers.get("content-length")
     size = int(declared) if declared is not None and declared.isdigit() else 0

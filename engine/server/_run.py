@@ -43,7 +43,9 @@ class CannotListenError(RailstreamError, OSError):
 
 
 class _ProtocolWrapper(hypercorn.protocol.ProtocolWrapper):
-    """hypercorn's, arming the idle timer of a connection that has just turned into HTTP/2.
+    """hypercorn's, noting when a request's first bytes are read (its headers are timed from
+    then: see ``_TCPServer``), and arming the idle timer of a connection that has just turned
+    into HTTP/2.
 
     The HTTP/2 preface (``PRI * HTTP/2.0``) reaches hypercorn's HTTP/1 parser as a request,
     which stops the connection's idle timer; nothing starts it again until a stream ends, so an
@@ -51,11 +53,16 @@ class _ProtocolWrapper(hypercorn.protocol.ProtocolWrapper):
     file descriptor.
     """
 
-    received = 0  # pieces of data read from the connection so far
+    # When the first bytes of the next request were read (None: none since the connection
+    # last turned idle), and the idle timer's wait to wake when they are.
+    request_bytes_at: float | None = None
+    wake: trio.CancelScope | None = None
 
     async def handle(self, event: Event) -> None:
-        if isinstance(event, RawData) and event.data:
-            self.received += 1
+        if isinstance(event, RawData) and event.data and self.request_bytes_at is None:
+            self.request_bytes_at = trio.current_time()
+            if self.wake is not None:
+                self.wake.cancel()
         before = self.protocol
         await super().handle(event)
         now = self.protocol
@@ -64,43 +71,64 @@ class _ProtocolWrapper(hypercorn.protocol.ProtocolWrapper):
 
 
 class _TCPServer(hypercorn.trio.tcp_server.TCPServer):
-    """hypercorn's connection, giving a new connection longer than the keep-alive timeout to
-    send its first request.
+    """hypercorn's connection, with three bounds on a connection that has no request running.
 
-    hypercorn arms a connection's idle timer when it accepts it. Under a burst (a thousand
-    clients at once, the loop busy with the streams already running) a request that arrived
-    with its connection may not be read within the keep-alive timeout: the connection was
-    then closed with the request unanswered, and the client saw "Server disconnected without
-    sending a response". Between requests, the keep-alive timeout applies as configured.
+    Nothing read yet: a new connection has longer than the keep-alive timeout to send its first
+    request. hypercorn arms a connection's idle timer when it accepts it; under a burst (a
+    thousand clients at once, the loop busy with the streams already running) a request that
+    arrived with its connection may not be read within the keep-alive timeout: the connection
+    was then closed with the request unanswered, and the client saw "Server disconnected
+    without sending a response". Between requests, the keep-alive timeout applies.
+
+    Once a request's first bytes are read, its headers must be complete within the header
+    timeout (hypercorn has none: a client sending a byte a second held its connection for as
+    long as it liked). A request whose bytes wait unread when a bound passes is late because
+    the server is, not the client: it gets the first-request time once more.
     """
 
     _had_request = False
+    _in_request = False  # a request has begun (its headers are read) and not yet ended
 
     async def protocol_send(self, event: Event) -> None:
-        if isinstance(event, Updated) and not event.idle:
-            self._had_request = True
+        if isinstance(event, Updated):
+            # Set before the timer is stopped (which waits for a lock): the timer, run first,
+            # must not close a connection whose request has just begun.
+            self._in_request = not event.idle
+            self._had_request = self._had_request or not event.idle
+            self._wrapper().request_bytes_at = None
         await super().protocol_send(event)
+
+    def _wrapper(self) -> _ProtocolWrapper:
+        return cast(_ProtocolWrapper, self.protocol)
 
     async def _idle_timeout(self) -> None:
         keep_alive = self.config.keep_alive_timeout
         first_request = max(keep_alive, getattr(self.config, "first_request_timeout", keep_alive))
-        received = self._received()
-        with trio.move_on_after(keep_alive if self._had_request else first_request):
-            await self.context.terminated.wait()
-        if not self.context.terminated.is_set() and (
-            self._received() != received or self._request_waiting()
-        ):
-            # The next request came in time, and is unread or only just read: the loop was
-            # too busy to get to it before the timeout. Closed now, it would go unanswered (the
-            # client seeing a reset, or a close); it gets the time a first request gets, and
-            # its start stops this timer.
-            with trio.move_on_after(first_request):
-                await self.context.terminated.wait()
+        header_timeout = getattr(self.config, "header_timeout", first_request)
+        idle_until = trio.current_time() + (keep_alive if self._had_request else first_request)
+        wrapper = self._wrapper()
+        extended = False
+        while not self.context.terminated.is_set():
+            # hypercorn's own wrapper (were it ever used) keeps no such time: the idle bound.
+            began: float | None = getattr(wrapper, "request_bytes_at", None)
+            until = idle_until if began is None else began + header_timeout
+            with trio.move_on_at(until) as wrapper.wake:
+                if began is not None or getattr(wrapper, "request_bytes_at", None) is None:
+                    await self.context.terminated.wait()
+            wrapper.wake = None
+            if self._in_request:
+                return  # it has begun: stopping this timer is under way
+            if trio.current_time() < until:
+                continue  # a request's first bytes: its headers are timed now
+            if self.context.terminated.is_set() or extended or not self._request_waiting():
+                break
+            # The request came in time and waits unread: the loop was too busy to get to it.
+            # Closed now, it would go unanswered (the client seeing a reset, or a close).
+            extended = True
+            idle_until = trio.current_time() + first_request
+            wrapper.request_bytes_at = None
         with trio.CancelScope(shield=True):
             await self._initiate_server_close()
-
-    def _received(self) -> int:
-        return getattr(self.protocol, "received", 0)
 
     def _request_waiting(self) -> bool:
         """Whether bytes (or the client's close) wait unread on the connection's socket."""
@@ -172,6 +200,8 @@ async def serve(
     config.keep_alive_timeout = limits.keep_alive_timeout_s
     # A new connection's first request: as long as its body may take (see _TCPServer).
     config.first_request_timeout = limits.body_timeout_s  # type: ignore[attr-defined]
+    # A request's headers, from its first bytes (see _TCPServer).
+    config.header_timeout = limits.header_timeout_s  # type: ignore[attr-defined]
     setattr(hypercorn.trio.run, "TCPServer", _TCPServer)  # noqa: B010
     # The one place hypercorn's trio server makes its protocol wrapper.
     setattr(hypercorn.trio.tcp_server, "ProtocolWrapper", _ProtocolWrapper)  # noqa: B010
@@ -218,14 +248,17 @@ async def serve(
             shutdown.end_all()
             await served.wait()
             nursery.cancel_scope.cancel()  # the signal receiver
-            logger.warning(
-                "shut down on %s: %d streams and %d requests still running after the %gs grace "
-                "were ended",
-                caught[0],
-                shutdown.streams_ended,
-                shutdown.requests_ended,
-                limits.shutdown_grace_s,
-            )
+            if shutdown.streams_ended or shutdown.requests_ended:
+                logger.warning(
+                    "shut down on %s: %d streams and %d requests still running after the %gs "
+                    "grace were ended",
+                    caught[0],
+                    shutdown.streams_ended,
+                    shutdown.requests_ended,
+                    limits.shutdown_grace_s,
+                )
+            else:  # nothing was cut: no cause for a warning
+                logger.info("shut down on %s: nothing was running to end", caught[0])
     except* OSError as failed:
         if listening:
             raise

@@ -36,7 +36,9 @@ class HttpClients:
 
     ``max_connections`` are split over ``ceil(max_connections / POOL_SIZE)`` httpx clients
     (``max_keepalive_connections`` alike), and each request goes to the one with the fewest
-    requests in flight.
+    requests in flight. Clients are made as the load needs them: a run starts with one, and
+    another is added only when every one has a full pool's requests in flight (so a run of one
+    request, as sync ``generate()`` is, makes one client, whatever ``max_connections`` is).
 
     A client's connections belong to the event loop that opened them, so new clients are made
     when the facade is used from another ``trio.run`` (sync ``generate()`` runs one per call).
@@ -44,10 +46,14 @@ class HttpClients:
     connection open behind it.
     """
 
-    def __init__(self, *, max_connections: int = 100, max_keepalive_connections: int = 20) -> None:
+    def __init__(
+        self, *, max_connections: int = 1000, max_keepalive_connections: int = 1000
+    ) -> None:
         self.pool_count = max(1, math.ceil(max_connections / POOL_SIZE))
+        # Each pool's share, the point past which a request is given a pool of its own.
+        self._per_pool = math.ceil(max_connections / self.pool_count)
         self._limits = httpx.Limits(
-            max_connections=math.ceil(max_connections / self.pool_count),
+            max_connections=self._per_pool,
             max_keepalive_connections=math.ceil(max_keepalive_connections / self.pool_count),
         )
         self._pools: list[_Pool] = []
@@ -60,7 +66,11 @@ class HttpClients:
     @contextlib.asynccontextmanager
     async def stream(self, method: str, url: str, **kwargs: Any) -> AsyncIterator[httpx.Response]:
         """``httpx.AsyncClient.stream`` on the least busy pool."""
-        pool = min(self._current_pools(), key=lambda p: p.in_flight)
+        pools = self._current_pools()
+        pool = min(pools, key=lambda p: p.in_flight)
+        if pool.in_flight >= self._per_pool and len(pools) < self.pool_count:
+            pool = _Pool(self._client())
+            pools.append(pool)
         pool.in_flight += 1
         try:
             async with pool.client.stream(method, url, **kwargs) as response:
@@ -71,36 +81,36 @@ class HttpClients:
     def _current_pools(self) -> list[_Pool]:
         run = trio.lowlevel.current_trio_token()
         if not self._pools or self._run is not run:
-            # Timeouts are set per request; redirects are never followed for a POST.
-            clients = [
-                httpx.AsyncClient(
-                    limits=self._limits, timeout=None, follow_redirects=False, verify=self._ssl
-                )
-                for _ in range(self.pool_count)
-            ]
+            pools = [_Pool(self._client())]
             closer = trio.CancelScope()
             # A system task, because trio cancels those only once the run's main task has
             # ended: then no request of this run is left, and the clients are closed in the
-            # run that owns their sockets.
+            # run that owns their sockets (those added later too: it holds the same list).
             trio.lowlevel.spawn_system_task(
-                self._close_at_run_end, clients, closer, name="railstream: close HTTP clients"
+                self._close_at_run_end, pools, closer, name="railstream: close HTTP clients"
             )
-            self._pools = [_Pool(c) for c in clients]
+            self._pools = pools
             self._run, self._closer = run, closer
         return self._pools
 
+    def _client(self) -> httpx.AsyncClient:
+        # Timeouts are set per request; redirects are never followed for a POST.
+        return httpx.AsyncClient(
+            limits=self._limits, timeout=None, follow_redirects=False, verify=self._ssl
+        )
+
     @staticmethod
-    async def _close_at_run_end(clients: list[httpx.AsyncClient], closer: trio.CancelScope) -> None:
+    async def _close_at_run_end(pools: list[_Pool], closer: trio.CancelScope) -> None:
         try:
             with closer:
                 await trio.sleep_forever()
         finally:
             with trio.CancelScope(shield=True):
-                for client in clients:
+                for pool in pools:
                     # An error closing sockets at the run's end helps nobody, and one raised
                     # from a system task would crash the whole run (TrioInternalError).
                     with contextlib.suppress(Exception):
-                        await client.aclose()
+                        await pool.client.aclose()
 
     async def aclose(self) -> None:
         pools, self._pools = self._pools, []

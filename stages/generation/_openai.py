@@ -67,7 +67,8 @@ def resolve_api_key(model: ModelConfig, environ: Mapping[str, str] = os.environ)
         value = environ.get(model.api_key_env_var)
         if not value:
             raise ValueError(
-                f"model {model.type!r}: api_key_env_var names {model.api_key_env_var}, which is not set"
+                f"model {model.type!r}: api_key_env_var: "
+                f"environment variable {model.api_key_env_var} is not set"
             )
         return value
     return environ.get("OPENAI_API_KEY") or None
@@ -121,6 +122,11 @@ def _usage(raw: object) -> Usage:
         completion_tokens=count("completion_tokens"),
         total_tokens=count("total_tokens"),
     )
+
+
+def _joined_surrogates(text: str) -> str:
+    """``text`` with each surrogate pair made one character, and a lone surrogate U+FFFD."""
+    return text.encode("utf-16-le", "surrogatepass").decode("utf-16-le", "replace")
 
 
 def _in_stream_error(error: object) -> GenerationError:
@@ -296,6 +302,10 @@ class OpenAIProvider:
         # last piece, never before.
         slack = idle / _STALL_SLACK_DIVISOR
         rearm_at = -math.inf
+        # A high surrogate that ended a delta, kept for the low one that begins the next: an
+        # upstream that splits a character outside the BMP (an emoji) over two deltas sends
+        # two lone surrogates, which no UTF-8 writer can encode; joined, they are one character.
+        held = ""
         clock = (
             trio.lowlevel.current_clock()
         )  # its method per piece: half trio.current_time()'s cost
@@ -330,7 +340,13 @@ class OpenAIProvider:
                     delta = choice.get("delta") or {}
                     content = delta.get("content") if isinstance(delta, dict) else None
                     if isinstance(content, str) and content:
-                        tokens.append(content)
+                        if held:
+                            content = _joined_surrogates(held + content)
+                            held = ""
+                        if "\ud800" <= content[-1] <= "\udbff":
+                            held, content = content[-1], content[:-1]
+                        if content:
+                            tokens.append(content)
                     elif content is not None and not isinstance(content, str):
                         raise ProviderProtocolError(
                             f"malformed chunk from the provider: content is not text: {event.data[:200]}"
@@ -346,6 +362,9 @@ class OpenAIProvider:
                         finish_reason = choice["finish_reason"]
                 if chunk.get("usage"):
                     usage = _usage(chunk["usage"])
+            if held and (done or piece is None):
+                tokens.append(_joined_surrogates(held))  # half a character: U+FFFD
+                held = ""
             if tokens:
                 if waiting_first:
                     waiting_first = False

@@ -12,6 +12,7 @@ from typing import Any
 
 import trio
 
+from .._content import content_text
 from .._messages import Usage
 from ._base import (
     ChatRequest,
@@ -69,7 +70,7 @@ class ScriptedProvider:
     def _usage(self, request: ChatRequest, completion_tokens: int) -> Usage:
         if not self._report_usage:
             return Usage()
-        prompt = sum(count_pieces(str(m.get("content") or "")) for m in request.messages)
+        prompt = sum(count_pieces(content_text(m.get("content"))) for m in request.messages)
         return Usage(
             prompt_tokens=prompt,
             completion_tokens=completion_tokens,

@@ -8,6 +8,7 @@ from typing import Any, Literal
 
 import trio
 
+from .._content import content_text
 from .._errors import GenerationError
 from .._flow import hand_on
 from .._messages import (
@@ -21,6 +22,7 @@ from .._messages import (
     TokenBatch,
     Usage,
 )
+from .._passthrough import passes_through
 from .._usage import MAX_TEXT_CHARS
 from ._base import ChatProvider, ChatRequest
 
@@ -54,8 +56,11 @@ async def run_generation(
         except trio.BrokenResourceError:
             # Downstream stopped listening: nothing more to do for this call.
             status = "cancelled"
-        except Exception as exc:
-            # A provider bug must still end the stream with an error, never silently.
+        except BaseException as exc:
+            # A provider bug must still end the stream with an error, never silently; so must
+            # a generator's SystemExit or FunctionTimedOut, which ends this stream alone.
+            if passes_through(exc):
+                raise
             status = "failed"
             detail = f"{type(exc).__name__}: {exc}"
             final = GenerationFailed(
@@ -177,9 +182,9 @@ def prompt_text(messages: Sequence[Mapping[str, Any]]) -> str:
     """A chat request as one text, as NeMo's log shows a prompt: ``Role: content`` per
     message (a lone user message is its own text)."""
     if len(messages) == 1 and messages[0].get("role") == "user":
-        return str(messages[0].get("content") or "")
+        return content_text(messages[0].get("content"))
     return "\n\n".join(
-        f"{str(m.get('role', '')).capitalize()}: {m.get('content') or ''}" for m in messages
+        f"{str(m.get('role', '')).capitalize()}: {content_text(m.get('content'))}" for m in messages
     )
 
 

@@ -12,6 +12,7 @@ import attrs
 import trio
 
 from .._messages import RailRun, Stopwatch, StreamError, Window
+from .._passthrough import passes_through
 from ._actions import Action, interpret_result
 from ._context import Rail, RailContext, RailResult
 
@@ -123,11 +124,22 @@ class WindowEvaluator:
         result: RailResult | None = None
         detail = ""
         limit = self._timeouts[rail.name]
-        with trio.move_on_after(limit) as scope:
-            try:
-                result = await rail.check(window, self._context)
-            except Exception as exc:  # fail closed: a broken rail blocks
-                detail = f"{type(exc).__name__}: {exc}"
+        try:
+            with trio.move_on_after(limit) as scope:
+                try:
+                    result = await rail.check(window, self._context)
+                except BaseException as exc:  # fail closed: a broken rail blocks
+                    # Its SystemExit or FunctionTimedOut too: that is this rail's failure, not
+                    # a reason to end the trio run, the other streams, or the server.
+                    if passes_through(exc):
+                        raise
+                    detail = f"{type(exc).__name__}: {exc}"
+        except BaseException:
+            # Cut off from outside (its caller cancelled, its consumer gone, another rail's
+            # block) or interrupted: it decided nothing, and the log says so.
+            with trio.CancelScope(shield=True):
+                await self._record(rail, window, watch, "cancelled", None, None)
+            raise
         if scope.cancel_called or trio.current_time() >= scope.deadline:
             # Past its deadline, a rail fails closed whatever it returns: one that swallowed
             # the cancellation, or blocked the loop past it, must not let the window through.
@@ -138,6 +150,20 @@ class WindowEvaluator:
             reason = result.reason
         else:
             verdict, error, reason = "error", StreamError.rail_failed(rail.name, detail), detail
+        await self._record(
+            rail, window, watch, verdict, reason, None if result is None else result.return_value
+        )
+        return error
+
+    async def _record(
+        self,
+        rail: Rail,
+        window: Window,
+        watch: Stopwatch,
+        verdict: Literal["pass", "block", "error", "cancelled"],
+        reason: str | None,
+        return_value: Any,
+    ) -> None:
         with contextlib.suppress(trio.BrokenResourceError, trio.ClosedResourceError):
             await self._context.record(
                 RailRun(
@@ -147,8 +173,7 @@ class WindowEvaluator:
                     verdict=verdict,
                     **watch.stamps(),
                     reason=reason,
-                    return_value=None if result is None else result.return_value,
+                    return_value=return_value,
                     side=self._side,
                 )
             )
-        return error

@@ -98,8 +98,8 @@ MUTATIONS = [
     Mutation(
         name="observability: chat --verbose loses a streamed reply's log",
         path="engine/cli/_chat.py",
-        old="            finally:\n                self.last_log = stream.log\n",
-        new="            finally:\n                pass\n",
+        old="            self.last_log = stream.log\n",
+        new="            pass\n",
         tests=("tests/test_cli.py::test_verbose_shows_each_rail_run_and_llm_call_under_the_reply",),
     ),
     Mutation(

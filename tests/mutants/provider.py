@@ -145,8 +145,8 @@ MUTATIONS = [
     Mutation(
         name="provider: every request on the first pool",
         path="stages/generation/_http_client.py",
-        old="        pool = min(self._current_pools(), key=lambda p: p.in_flight)\n",
-        new="        pool = self._current_pools()[0]\n",
+        old="        pool = min(pools, key=lambda p: p.in_flight)\n",
+        new="        pool = pools[0]\n",
         tests=(
             "tests/test_openai_provider.py::test_streams_spread_over_pools_of_at_most_pool_size_and_none_waits_for_a_connection",
         ),
@@ -159,6 +159,25 @@ MUTATIONS = [
         new="",
         tests=(
             "tests/test_openai_provider.py::test_streams_spread_over_pools_of_at_most_pool_size_and_none_waits_for_a_connection",
+        ),
+    ),
+    Mutation(
+        name="provider: the default pool queues streams past httpx's 100 connections",
+        path="config_schema/_engines.py",
+        old="    max_connections: int = 1000\n",
+        new="    max_connections: int = 100\n",
+        tests=(
+            "tests/test_openai_provider.py::test_by_default_hundreds_of_streams_start_at_once_on_pools_made_as_needed",
+        ),
+        expect="some streams waited",
+    ),
+    Mutation(
+        name="provider: a pool made for each request until there are pool_count",
+        path="stages/generation/_http_client.py",
+        old="        if pool.in_flight >= self._per_pool and len(pools) < self.pool_count:\n",
+        new="        if len(pools) < self.pool_count:\n",
+        tests=(
+            "tests/test_openai_provider.py::test_by_default_hundreds_of_streams_start_at_once_on_pools_made_as_needed",
         ),
     ),
 ]

@@ -53,4 +53,15 @@ MUTATIONS = [
         ),
         expect="did not end its stream",
     ),
+    Mutation(
+        name="user code: a sync call's coroutine refused by the thread, not awaited",
+        path="stages/_usercode.py",
+        old="        (result,) = await trio.to_thread.run_sync(lambda: (fn(),), abandon_on_cancel=True)\n"
+        "        return result\n",
+        new="        return await trio.to_thread.run_sync(fn, abandon_on_cancel=True)\n",
+        tests=(
+            "tests/test_user_code.py::test_a_sync_action_that_returns_a_coroutine_has_it_awaited",
+        ),
+        expect="rail_execution_failure",
+    ),
 ]
