@@ -17,24 +17,11 @@ import trio
 from .helpers import ROOT
 from .openai_server import FakeOpenAI, Script
 from .server_process import ServerProcess
+from .test_cli import railstream
 
 HANG_GUARD_S = 60  # real seconds (the CLI is another process); no assertion is on time
 KEY = "sk-live-4f9a1c77e2b0deadbeef"
 LEAK = ["Sure", ",", " the", " key", " is", f" {KEY}", " -", " keep", " it", " safe", "."]
-
-
-def railstream(
-    *args: str, stdin: str = "", env: dict[str, str] | None = None
-) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(
-        [sys.executable, "-m", "railstream", *args],
-        input=stdin,
-        capture_output=True,
-        text=True,
-        timeout=HANG_GUARD_S,
-        env={**os.environ, "NO_COLOR": "1", **(env or {})},
-        check=False,
-    )
 
 
 @pytest.fixture
