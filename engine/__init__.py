@@ -16,7 +16,6 @@ from types import FunctionType
 
 import attrs
 
-from . import facade
 from .config_schema import ConfigError as ConfigError
 from .config_schema import ConfigIgnoredWarning as ConfigIgnoredWarning
 from .config_schema import RailsConfig as RailsConfig
@@ -88,10 +87,10 @@ def _show_public_paths() -> None:
 
     # The root first: a name it re-exports shows as railstream.X, not railstream.facade.X.
     namespaces = [(__name__, __all__)]
-    for package in ("config_schema", "stages", "stages.generation", "stages.rails", "runtime"):
+    packages = ("config_schema", "stages", "stages.generation", "stages.rails", "runtime", "facade")
+    for package in packages:
         module = sys.modules[f"{__name__}.{package}"]
         namespaces.append((module.__name__, module.__all__))
-    namespaces.append((facade.__name__, facade.__all__))
     for public, names in namespaces:
         namespace = sys.modules[public].__dict__
         for name in names:
